@@ -1,0 +1,587 @@
+"""The specification of bigram.py and gpt.py, one property per test.
+
+Runs in about two minutes on 2 CPU cores with no input.txt and no network: every test writes its own
+small text. Run: python -m pytest -q
+"""
+import inspect
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import bigram
+import gpt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# a tiny model and a short run, so that a whole script runs in seconds
+TINY = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=8", "--max_iters=30",
+        "--eval_interval=10", "--eval_iters=2", "--log_interval=10", "--max_time=0", "--compile=false",
+        "--device=cpu", "--max_new_tokens=60", "--warmup_iters=5"]
+TEXT = "".join(f"{w} the {v} of {w}, and {v} the {w}.\n" for w in
+               ("king", "queen", "lord", "duke", "page", "maid") for v in ("love", "hate", "sword", "crown")) * 12
+
+
+@pytest.fixture(autouse=True)
+def restore_module_state(monkeypatch):
+    """The scripts keep the lecture's globals (hp, the two splits); each test gets them back untouched."""
+    for module in (gpt, bigram):
+        for name in ("hp", "train_data", "val_data", "world_size"):
+            monkeypatch.setattr(module, name, getattr(module, name))
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def use_data(module, text, **hp):
+    """Set a script's hyperparameters and splits as its own run() would."""
+    module.hp = module.Hyperparameters(**hp)
+    chars = sorted(set(text))
+    module.load_data(text, chars, "cpu")
+    return chars
+
+
+def tiny_gpt(vocab_size, block_size=16, n_layer=2, dropout=0.0):
+    return gpt.GPT(gpt.GPTConfig(vocab_size, block_size, n_layer, n_head=2, n_embd=32, dropout=dropout))
+
+
+def script(name, *args, cwd=HERE, timeout=120, env=None):
+    return subprocess.run([sys.executable, os.path.join(HERE, name), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+# ----------------------------------------------------------------------------- tokenizer and data
+def test_encode_then_decode_gives_back_the_text():
+    encode, decode = gpt.tokenizer(sorted(set(TEXT)))
+    assert decode(encode(TEXT)) == TEXT
+
+
+def test_vocabulary_is_the_sorted_unique_characters():
+    chars = use_data(gpt, TEXT, block_size=8)
+    assert chars == sorted(set(TEXT)) and len(chars) == len(set(TEXT))
+    encode, _ = gpt.tokenizer(chars)
+    assert encode("".join(chars)) == list(range(len(chars)))
+
+
+def test_whole_text_tensor_equals_the_lecture_encoding_in_the_smallest_dtype():
+    chars = sorted(set(TEXT))
+    encode, _ = gpt.tokenizer(chars)
+    data = gpt.encode_tensor(TEXT, chars)
+    assert data.dtype == torch.uint8
+    assert data.long().tolist() == encode(TEXT)
+    wide = "".join(chr(0xAC00 + i) for i in range(300)) + "🙂"  # 301 characters, past the end of uint8
+    wide_chars = sorted(set(wide))
+    assert gpt.encode_tensor(wide, wide_chars).dtype == torch.int16
+    assert gpt.encode_tensor(wide, wide_chars).long().tolist() == gpt.tokenizer(wide_chars)[0](wide)
+
+
+def test_split_is_exactly_the_first_90_percent_and_the_last_10():
+    chars = use_data(gpt, TEXT, block_size=8)
+    n = int(0.9 * len(TEXT))
+    assert len(gpt.train_data) == n and len(gpt.val_data) == len(TEXT) - n
+    encode, _ = gpt.tokenizer(chars)
+    assert gpt.train_data.tolist() == encode(TEXT[:n]) and gpt.val_data.tolist() == encode(TEXT[n:])
+
+
+def test_get_batch_gives_batch_by_block_windows_and_targets_shifted_by_one():
+    use_data(gpt, TEXT, batch_size=5, block_size=12)
+    x, y = gpt.get_batch("train")
+    assert x.shape == y.shape == (5, 12) and x.dtype == y.dtype == torch.long
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    windows = gpt.train_data.long().unfold(0, 13, 1)  # every run of 13 characters in the text
+    for row_x, row_y in zip(x, y):  # x and y come from one such run: y[t] is the character after x[t]
+        assert (windows == torch.cat([row_x, row_y[-1:]])).all(dim=1).any()
+
+
+def test_get_batch_windows_stay_inside_their_split_and_reach_both_ends():
+    gpt.hp = gpt.Hyperparameters(batch_size=4000, block_size=8)
+    gpt.train_data, gpt.val_data = torch.arange(0, 50), torch.arange(1000, 1030)
+    for split, data in (("train", gpt.train_data), ("val", gpt.val_data)):
+        x, y = gpt.get_batch(split)
+        assert x.min() >= data[0] and y.max() <= data[-1]
+        # randint's exclusive bound is not an off-by-one: the first and the last window are both drawn
+        assert x[:, 0].min() == data[0] and y[:, -1].max() == data[-1]
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize("kind", ["bigram", "gpt"])
+def test_logits_are_batch_by_time_by_vocab_and_there_is_no_loss_without_targets(kind):
+    model = bigram.BigramLanguageModel(bigram.BigramConfig(65, 16)) if kind == "bigram" else tiny_gpt(65)
+    idx = torch.randint(65, (3, 16))
+    logits, loss = model(idx)
+    assert logits.shape == (3, 16, 65) and loss is None
+
+
+@pytest.mark.parametrize("kind", ["bigram", "gpt"])
+def test_loss_at_init_is_that_of_a_uniform_guess(kind):
+    torch.manual_seed(0)
+    if kind == "gpt":  # the lecture-sized model, whose init the 0.02 scheme is for
+        model = gpt.GPT(gpt.GPTConfig(65, 64, n_layer=6, n_head=6, n_embd=384))
+    else:  # a bigram table starts N(0, 1); its first loss is ln(65) plus the spread of those scores
+        model = bigram.BigramLanguageModel(bigram.BigramConfig(65, 64))
+        torch.nn.init.normal_(model.token_embedding_table.weight, std=0.02)
+    idx = torch.randint(65, (8, 64))
+    _, loss = model(idx, torch.randint(65, (8, 64)))
+    assert abs(loss.item() - math.log(65)) < 0.1
+
+
+@pytest.mark.parametrize("kind", ["bigram", "gpt"])
+def test_a_few_hundred_steps_drive_the_loss_far_below_a_uniform_guess(kind):
+    module = bigram if kind == "bigram" else gpt
+    chars = use_data(module, TEXT, batch_size=16, block_size=16)
+    torch.manual_seed(0)
+    model = (bigram.BigramLanguageModel(bigram.BigramConfig(len(chars), 16)) if kind == "bigram"
+             else tiny_gpt(len(chars)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        _, loss = model(*module.get_batch("train"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    losses = module.estimate_loss(model)
+    # the text repeats, so attention can learn it almost by heart; a bigram only the letter pairs
+    assert losses["val"] < (0.2 if kind == "gpt" else 0.65) * math.log(len(chars))
+
+
+def test_gpt_is_causal_a_token_never_changes_the_logits_before_it():
+    torch.manual_seed(0)
+    model = tiny_gpt(40).eval()
+    idx = torch.randint(40, (2, 16))
+    for t in (0, 7, 15):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % 40
+        before, after = model(idx)[0], model(changed)[0]
+        assert torch.allclose(before[:, :t], after[:, :t], atol=1e-6)
+        assert not torch.allclose(before[:, t:], after[:, t:], atol=1e-6)
+
+
+def test_batched_attention_equals_the_explicit_masked_softmax_math():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 11, 8) for _ in range(3))  # (B, nh, T, hs)
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(fused, gpt.attention_reference(q, k, v), atol=1e-5)
+
+
+def test_attention_module_matches_the_reference_with_its_own_projections():
+    torch.manual_seed(0)
+    model = tiny_gpt(30).eval()
+    attn, x = model.blocks[0].attn, torch.randn(2, 10, 32)
+    cos, sin = model.rope_cos[:10], model.rope_sin[:10]
+    q, k, v = (t.view(2, 10, 2, 16).transpose(1, 2) for t in attn.c_attn(x).split(32, dim=2))
+    q, k = (gpt.apply_rotary(torch.nn.functional.rms_norm(t, (16,)), cos, sin) for t in (q, k))
+    expected = attn.c_proj(gpt.attention_reference(q, k, v).transpose(1, 2).reshape(2, 10, 32))
+    assert torch.allclose(attn(x, cos, sin), expected, atol=1e-5)
+
+
+def test_rotary_embedding_makes_attention_depend_on_relative_position_only():
+    cos, sin = gpt.rotary_tables(32, 8)
+    q, k = torch.randn(8), torch.randn(8)
+    turned = lambda x, t: gpt.apply_rotary(x.view(1, 1, 1, 8), cos[t:t + 1], sin[t:t + 1]).flatten()
+    assert torch.allclose(turned(q, 5) @ turned(k, 2), turned(q, 20) @ turned(k, 17), atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [5, 40])  # 40 > block_size: the context is cropped as it grows
+def test_generate_returns_the_prompt_and_n_tokens_all_inside_the_vocabulary(n):
+    torch.manual_seed(0)
+    for model in (tiny_gpt(20, block_size=16), bigram.BigramLanguageModel(bigram.BigramConfig(20, 16))):
+        prompt = torch.randint(20, (2, 3))
+        out = model.generate(prompt, n)
+        assert out.shape == (2, 3 + n) and torch.equal(out[:, :3], prompt)
+        assert out.min() >= 0 and out.max() < 20
+
+
+def test_generate_samples_in_eval_mode_and_restores_training_mode():
+    model = tiny_gpt(20, dropout=0.5).train()
+    torch.manual_seed(0)
+    first = model.generate(torch.zeros(1, 1, dtype=torch.long), 30, temperature=0)
+    second = model.generate(torch.zeros(1, 1, dtype=torch.long), 30, temperature=0)
+    assert torch.equal(first, second)  # dropout active would make greedy decoding differ
+    assert model.training
+
+
+def test_temperature_zero_is_greedy_and_top_k_past_the_vocabulary_is_clamped():
+    torch.manual_seed(0)
+    model = tiny_gpt(20)
+    idx = torch.randint(20, (1, 4))
+    greedy = model.generate(idx, 1, temperature=0)[0, -1]
+    assert greedy == model(idx)[0][0, -1].argmax()
+    assert model.generate(idx, 10, top_k=1000).shape == (1, 14)
+    assert torch.equal(model.generate(idx, 10, top_k=1), model.generate(idx, 10, temperature=0))
+
+
+def test_the_same_seed_gives_identical_losses_twice(text_file, capsys):
+    args = ["gpt.py", f"--input={text_file}", *TINY]
+    runs = []
+    for i in range(2):
+        gpt.main([*args, f"--ckpt_path={text_file.parent / f'seed{i}.pt'}"])
+        runs.append([line.split(" | ")[0] for line in capsys.readouterr().out.splitlines() if "loss" in line])
+    assert runs[0] == runs[1] and len(runs[0]) >= 4
+
+
+def test_split_loss_scores_every_character_of_the_split_once():
+    torch.manual_seed(0)
+    model = tiny_gpt(20, block_size=8).eval()
+    data = torch.randint(20, (8 * 5 + 3,))  # 5 full windows; the last 2 characters have no full window
+    windows = [(data[i:i + 8], data[i + 1:i + 9]) for i in range(0, 40, 8)]
+    expected = sum(model(x[None], y[None])[1].item() for x, y in windows) / 5
+    assert gpt.split_loss(model, data, 8, max_chars=10_000, batch_size=2) == pytest.approx(expected, rel=1e-5)
+    assert gpt.split_loss(model, data, 8, max_chars=16) == pytest.approx(sum(
+        model(x[None], y[None])[1].item() for x, y in windows[:2]) / 2, rel=1e-5)
+
+
+def test_estimate_loss_sees_the_same_batches_each_time_and_keeps_training_rng_apart():
+    chars = use_data(gpt, TEXT, batch_size=4, block_size=8, eval_iters=3)
+    model = tiny_gpt(len(chars), block_size=8)
+    torch.manual_seed(1)
+    first = gpt.estimate_loss(model)
+    after_first = torch.randint(1000, (1,))
+    torch.manual_seed(1)
+    assert gpt.estimate_loss(model) == first and torch.randint(1000, (1,)) == after_first
+
+
+def test_the_lines_both_scripts_share_are_identical():
+    for name in ("parse_overrides", "pick_device", "read_text", "tokenizer", "encode_tensor", "show_vocab",
+                 "load_data", "get_batch", "estimate_loss", "split_loss", "write", "UsageError"):
+        assert inspect.getsource(getattr(gpt, name)) == inspect.getsource(getattr(bigram, name)), name
+    assert inspect.getsource(gpt.GPT.stream) == inspect.getsource(bigram.BigramLanguageModel.stream)
+
+
+# ----------------------------------------------------------------------------- hyperparameters
+def test_overrides_are_parsed_to_the_type_of_their_default():
+    o = gpt.parse_overrides(["gpt.py", "--max_iters=1e3", "--learning_rate=3e-4", "--compile=false", "--sample",
+                             "--device=cpu", "--prompt=a=b"], gpt.Hyperparameters())
+    assert o == {"max_iters": 1000, "learning_rate": 3e-4, "compile": False, "sample": True, "device": "cpu",
+                 "prompt": "a=b"}
+    assert type(o["max_iters"]) is int
+
+
+def test_an_unknown_name_is_refused_and_the_valid_ones_are_listed():
+    with pytest.raises(gpt.UsageError, match="unknown hyperparameter --n_embed; valid: batch_size, block_size"):
+        gpt.parse_overrides(["gpt.py", "--n_embed=64"], gpt.Hyperparameters())
+
+
+@pytest.mark.parametrize("arg", ["--max_iters=ten", "--max_iters=2.5", "--compile=maybe", "--dropout=x"])
+def test_an_unparsable_value_is_refused_with_its_expected_type(arg):
+    with pytest.raises(gpt.UsageError, match=arg.split("=")[0]):
+        gpt.parse_overrides(["gpt.py", arg], gpt.Hyperparameters())
+
+
+@pytest.mark.parametrize("argv", [["ipykernel_launcher.py", "-f", "/run/kernel-1.json"],
+                                  ["/x/ipykernel_launcher.py", "--f=/run/kernel-1.json"],
+                                  ["gpt.py", "-f", "/run/kernel-1.json"]])
+def test_a_notebook_kernels_arguments_are_ignored(argv):
+    assert gpt.parse_overrides(argv, gpt.Hyperparameters()) == {}
+
+
+@pytest.mark.parametrize("changes, message", [({"n_embd": 100, "n_head": 3}, "n_head=3"),
+                                              ({"n_embd": 36, "n_head": 4}, "even width"),
+                                              ({"batch_size": 0}, "batch_size must be positive"),
+                                              ({"n_layer": -1}, "n_layer must be positive"),
+                                              ({"dropout": 1.0}, "dropout"),
+                                              ({"learning_rate": 0.0}, "learning_rate")])
+def test_impossible_sizes_are_refused(changes, message):
+    with pytest.raises(gpt.UsageError, match=message):
+        gpt.check(gpt.Hyperparameters(**changes))
+
+
+def test_an_unavailable_device_is_refused_with_the_usable_ones():
+    missing = next((d for d in ("cuda", "mps") if d != gpt.pick_device("auto")), None)
+    if missing is None:
+        pytest.skip("both cuda and mps exist here")
+    with pytest.raises(gpt.UsageError, match=f"--device={missing} is not available.*cpu"):
+        gpt.pick_device(missing)
+    with pytest.raises(gpt.UsageError, match="one of auto, cuda, mps, cpu"):
+        gpt.pick_device("tpu")
+
+
+def test_nothing_is_read_downloaded_or_trained_at_import(tmp_path):
+    probe = ("import builtins, urllib.request\n"
+             "calls = []\n"
+             "urllib.request.urlretrieve = lambda *a, **k: calls.append(a)\n"
+             "real_open = builtins.open\n"
+             "builtins.open = lambda f, *a, **k: calls.append(f) if str(f).endswith('.txt') else real_open(f, *a, **k)\n"
+             "import gpt, bigram\n"
+             "builtins.open = real_open\n"
+             "print(gpt.train_data is None and bigram.train_data is None, calls)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=HERE, capture_output=True, text=True, timeout=60)
+    assert out.stdout == "True []\n" and out.stderr == ""
+
+
+# ----------------------------------------------------------------------------- the scripts, end to end
+@pytest.mark.parametrize("name", ["bigram.py", "gpt.py"])
+def test_a_short_run_prints_losses_the_final_val_loss_and_a_sample(name, text_file, tmp_path):
+    args = [f"--input={text_file}", "--max_iters=300", "--eval_interval=100", "--eval_iters=2", "--max_new_tokens=60"]
+    every = 100
+    if name == "gpt.py":
+        args, every = [f"--input={text_file}", *TINY, f"--ckpt_path={tmp_path / 'g.pt'}"], 10
+    run = script(name, *args)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # no warnings either
+    lines = run.stdout.splitlines()
+    evals = [line for line in lines if line.startswith("step ") and "val loss" in line]
+    assert [line.split(":")[0] for line in evals] == [f"step {i * every}" for i in range(4)]
+    final = [line for line in lines if line.startswith("final val loss ")]
+    assert len(final) == 1 and float(final[0].split()[-1]) < math.log(len(set(TEXT)))
+    sample = "\n".join(lines[lines.index(final[0]) + 1 + (name == "gpt.py"):])
+    assert len(sample) >= 60 and set(sample) <= set(TEXT)
+
+
+def test_gpt_log_lines_give_speed_elapsed_time_and_time_left(text_file, tmp_path):
+    run = script("gpt.py", f"--input={text_file}", *TINY, f"--ckpt_path={tmp_path / 'g.pt'}")
+    lines = [line for line in run.stdout.splitlines() if line.startswith("step ")]
+    assert len(lines) == 3 + 4  # a progress line every 10 steps, an evaluation every 10 and at step 0
+    assert all(("tok/s" in line or line.startswith("step 0:")) and "elapsed" in line and "left" in line for line in lines)
+    assert "small default for a CPU" in run.stdout and "parameters" in run.stdout
+
+
+@pytest.mark.parametrize("name", ["bigram.py", "gpt.py"])
+def test_a_missing_text_whose_download_fails_stops_with_one_line_and_no_traceback(name, tmp_path):
+    alone = tmp_path / name  # a copy of the script in a folder with no input.txt beside it
+    alone.write_text(open(os.path.join(HERE, name), encoding="utf-8").read(), encoding="utf-8")
+    run = subprocess.run([sys.executable, str(alone), "--data_url=http://127.0.0.1:9/input.txt", "--device=cpu"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "input.txt is missing" in run.stderr and "http://127.0.0.1:9/input.txt" in run.stderr
+    assert "--input=PATH" in run.stderr
+    assert not (tmp_path / "input.txt").exists()
+
+
+@pytest.mark.parametrize("content, message", [(None, "not found"), (b"", "is empty"), ("folder", "is a folder"),
+                                              (b"ok \xff\xfe bad", "not UTF-8"), (b"too short", "too short")])
+def test_a_bad_text_file_stops_with_exit_status_2_and_says_what_is_wrong(content, message, tmp_path, capsys):
+    path = tmp_path / "text.txt"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as stop:
+        gpt.main(["gpt.py", f"--input={path}", "--device=cpu"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("arg, message", [("--n_embed=64", "unknown hyperparameter"),
+                                          ("--max_iters=many", "--max_iters takes int"),
+                                          ("--n_head=5", "n_head=5"), ("--block_size=0", "block_size must be positive")])
+def test_a_bad_setting_stops_with_exit_status_2_and_one_line(arg, message, text_file, capsys):
+    with pytest.raises(SystemExit) as stop:
+        gpt.main(["gpt.py", f"--input={text_file}", arg])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+# ----------------------------------------------------------------------------- checkpoints and sampling
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short training run whose checkpoint the tests below sample from and resume."""
+    folder = tmp_path_factory.mktemp("trained")
+    text = folder / "text.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    ckpt = folder / "gpt.pt"
+    run = script("gpt.py", f"--input={text}", *TINY, "--max_iters=60", f"--ckpt_path={ckpt}")
+    assert run.returncode == 0, run.stderr
+    return text, ckpt, run.stdout
+
+
+def test_training_saves_the_best_model_with_its_settings_vocabulary_and_step(trained):
+    text, ckpt, stdout = trained
+    checkpoint = torch.load(ckpt, weights_only=True)
+    assert checkpoint["chars"] == sorted(set(TEXT)) and checkpoint["config"]["n_embd"] == 32
+    assert checkpoint["hparams"]["max_iters"] == 60 and checkpoint["step"] == 60
+    vals = [float(line.split("val loss ")[1].split(",")[0]) for line in stdout.splitlines()
+            if line.startswith("step") and "val loss" in line]
+    assert checkpoint["best_val_loss"] == pytest.approx(min(vals), abs=1e-4)
+    assert set(checkpoint["optimizer"]) == {"state", "param_groups"}
+
+
+def test_sampling_streams_text_after_the_prompt_and_the_same_seed_repeats_it(trained):
+    text, ckpt, _ = trained
+    runs = [script("gpt.py", "--sample", "--prompt=king", f"--ckpt_path={ckpt}", "--max_new_tokens=80",
+                   "--device=cpu", f"--seed={seed}") for seed in (1, 1, 2)]
+    assert all(run.returncode == 0 and run.stderr == "" for run in runs)
+    assert runs[0].stdout.startswith("king") and len(runs[0].stdout.rstrip("\n")) == 4 + 80
+    assert runs[0].stdout == runs[1].stdout != runs[2].stdout
+    assert "step" not in runs[0].stdout  # nothing trained
+
+
+def test_sampling_writes_each_character_as_it_is_produced(trained, monkeypatch, capsys):
+    text, ckpt, _ = trained
+    flushes = []
+    real_print = print
+    monkeypatch.setattr("builtins.print", lambda *a, **k: (flushes.append(k.get("flush")), real_print(*a, **k)))
+    gpt.main(["gpt.py", "--sample", f"--ckpt_path={ckpt}", "--max_new_tokens=25", "--device=cpu"])
+    assert flushes.count(True) >= 25 and len(capsys.readouterr().out) == 1 + 25 + 1
+
+
+@pytest.mark.parametrize("prompt", ["kingZ@", "é"])
+def test_a_prompt_with_characters_outside_the_vocabulary_names_them(prompt, trained, capsys):
+    _, ckpt, _ = trained
+    with pytest.raises(SystemExit) as stop:
+        gpt.main(["gpt.py", "--sample", f"--prompt={prompt}", f"--ckpt_path={ckpt}", "--device=cpu"])
+    err = capsys.readouterr().err
+    unknown = "".join(sorted(set(prompt) - set(TEXT)))
+    assert stop.value.code == 2 and err.count("\n") == 1 and repr(unknown) in err
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
+@pytest.mark.parametrize("mode", ["--sample", "--resume"])
+def test_a_missing_or_broken_checkpoint_stops_with_one_line(damage, mode, trained, tmp_path, capsys):
+    text, ckpt, _ = trained
+    broken = tmp_path / "broken.pt"
+    if damage == "truncated":
+        broken.write_bytes(ckpt.read_bytes()[:2000])
+    elif damage == "garbage":
+        broken.write_bytes(b"not a checkpoint at all" * 10)
+    with pytest.raises(SystemExit) as stop:
+        gpt.main(["gpt.py", mode, f"--input={text}", f"--ckpt_path={broken}", "--device=cpu"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert ("no checkpoint at" if damage == "missing" else "corrupt or truncated") in err
+
+
+def test_resume_continues_from_the_saved_step(trained, tmp_path):
+    text, ckpt, _ = trained
+    copy = tmp_path / "gpt.pt"
+    copy.write_bytes(ckpt.read_bytes())
+    run = script("gpt.py", "--resume", f"--input={text}", *TINY, "--max_iters=80", f"--ckpt_path={copy}")
+    assert run.returncode == 0, run.stderr
+    assert "resumed from" in run.stdout and "step 60" in run.stdout and "step 80: train loss" in run.stdout
+    assert "step 10:" not in run.stdout
+
+
+def test_a_worse_evaluation_never_overwrites_a_better_checkpoint(trained, tmp_path):
+    text, ckpt, _ = trained
+    copy = tmp_path / "gpt.pt"
+    copy.write_bytes(ckpt.read_bytes())
+    before = torch.load(copy, weights_only=True)
+    # a learning rate far too high makes every later evaluation worse than the saved one
+    run = script("gpt.py", "--resume", f"--input={text}", *TINY, "--max_iters=70", "--learning_rate=3",
+                 "--grad_clip=0", "--warmup_iters=0", f"--ckpt_path={copy}")
+    after = torch.load(copy, weights_only=True)
+    assert run.returncode == 0, run.stderr
+    assert after["step"] == before["step"] and after["best_val_loss"] == before["best_val_loss"]
+    assert ", saved" not in run.stdout
+
+
+def test_resume_refuses_a_text_with_another_vocabulary(trained, tmp_path, capsys):
+    _, ckpt, _ = trained
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT.replace("k", "K") + "#", encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        gpt.main(["gpt.py", "--resume", f"--input={other}", f"--ckpt_path={ckpt}", "--device=cpu"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "vocabulary differs" in err and "'#K'" in err and "'k'" in err
+
+
+def test_saving_is_atomic_a_crash_mid_save_leaves_the_old_checkpoint_whole(tmp_path, monkeypatch):
+    path = str(tmp_path / "gpt.pt")
+    gpt.save_checkpoint(path, {"step": 1})
+
+    def crash(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        gpt.save_checkpoint(path, {"step": 2})
+    assert torch.load(path, weights_only=True) == {"step": 1}
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "chars": [], "payload": print}, path)  # a pickled callable
+    with pytest.raises(gpt.UsageError, match="corrupt or truncated"):
+        gpt.load_checkpoint(str(path))
+
+
+def test_a_loss_that_becomes_nan_stops_and_keeps_the_best_checkpoint(text_file, tmp_path):
+    ckpt = tmp_path / "gpt.pt"
+    run = script("gpt.py", f"--input={text_file}", *TINY, "--max_iters=60", "--learning_rate=1e30",
+                 "--grad_clip=0", "--warmup_iters=0", f"--ckpt_path={ckpt}")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "the loss became nan" in run.stderr and "lower --learning_rate" in run.stderr
+    assert torch.load(ckpt, weights_only=True)["step"] == 0
+
+
+def test_ctrl_c_stops_cleanly_with_the_final_loss_and_a_sample(text_file, tmp_path):
+    ckpt = tmp_path / "gpt.pt"
+    args = [f"--input={text_file}", *TINY, "--max_iters=100000", "--eval_interval=50", f"--ckpt_path={ckpt}"]
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "gpt.py"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "step 100:" not in seen:  # wait until it is training
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert "interrupted" in out and "final val loss" in out and ckpt.exists()
+
+
+# ----------------------------------------------------------------------------- any text, several processes
+def test_a_non_ascii_text_trains_and_its_sample_is_made_of_its_own_characters(tmp_path):
+    text = "".join(f"나는 {w}를 좋아해요 {e}\n" for w in ("사과", "바다", "음악", "고양이") for e in "🙂🌊🎵🐱") * 20
+    path, ckpt = tmp_path / "korean.txt", tmp_path / "k.pt"
+    path.write_text(text, encoding="utf-8")
+    run = script("gpt.py", f"--input={path}", *TINY, f"--ckpt_path={ckpt}")
+    assert run.returncode == 0, run.stderr
+    assert f"vocabulary of {len(set(text))}" in run.stdout
+    sample = run.stdout.split("a sample from the best checkpoint:\n", 1)[1]
+    assert len(sample) > 60 and set(sample) <= set(text)
+    written = script("gpt.py", "--sample", "--prompt=나는", f"--ckpt_path={ckpt}", "--device=cpu")
+    assert written.stdout.startswith("나는") and set(written.stdout) <= set(text)
+
+
+def test_the_final_evaluation_is_capped_on_a_large_text_and_says_so(text_file, tmp_path, capsys):
+    gpt.main(["gpt.py", f"--input={text_file}", *TINY, "--max_iters=5", "--eval_chars=100",
+              f"--ckpt_path={tmp_path / 'g.pt'}"])
+    assert "capped at --eval_chars=100" in capsys.readouterr().out
+
+
+def test_torchrun_trains_on_two_processes_that_end_with_identical_weights(text_file, tmp_path):
+    ckpt = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          os.path.join(HERE, "gpt.py"), f"--input={text_file}", *TINY, "--max_iters=40",
+                          f"--ckpt_path={ckpt}"], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert sum(line.startswith("step 0: train loss") for line in lines) == 1  # rank 0 alone prints
+    assert "split over 2 processes (4 each" in run.stdout
+    assert "ddp: parameter checksums of 2 ranks: identical" in run.stdout
+    vals = [float(line.split("val loss ")[1].split(",")[0]) for line in lines if line.startswith("step") and "val loss" in line]
+    assert vals[-1] < vals[0] - 0.5
+    written = script("gpt.py", "--sample", f"--ckpt_path={ckpt}", "--device=cpu", "--max_new_tokens=20")
+    assert written.returncode == 0 and len(written.stdout) == 1 + 20 + 1
+
+
+def test_torchrun_with_a_bad_input_gives_the_one_line_error_and_no_rank_hangs(tmp_path):
+    start = time.time()
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          os.path.join(HERE, "gpt.py"), f"--input={tmp_path / 'missing.txt'}", "--device=cpu"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and time.time() - start < 60
+    assert run.stderr.count("error: input file") == 1
+
+
+def test_pasted_into_a_notebook_cell_it_runs_without_file_and_ignores_the_kernel_arguments(tmp_path):
+    """A cell has no __file__, runs under the main guard, and has the kernel's argv; the text is looked for
+    in the working folder, and overrides go through main([...]) as the docstring says."""
+    (tmp_path / "input.txt").write_text(TEXT, encoding="utf-8")
+    source = open(os.path.join(HERE, "gpt.py"), encoding="utf-8").read()
+    cell = source.replace("    main()\n", f"    main(['gpt.py', *{TINY!r}])\n")
+    assert cell != source
+    code = ("import sys; sys.argv = ['/x/ipykernel_launcher.py', '-f', '/run/kernel-1.json']\n"
+            f"exec(compile({cell!r}, '<cell>', 'exec'), {{'__name__': '__main__'}})")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert f"text: {tmp_path / 'input.txt'}" in run.stdout and "final val loss" in run.stdout
+    assert (tmp_path / "gpt.pt").exists()
