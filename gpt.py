@@ -1,183 +1,82 @@
 """
-gpt.py: a character-level GPT, written from scratch in one file, trained on tiny-shakespeare.
+gpt.py: a character-level GPT, written from scratch in one file, trained on tiny-shakespeare. It follows
+Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT: each character is
+a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
+connections and LayerNorm) learns to predict the next one. bigram.py is the baseline it improves on.
 
-It follows Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT:
-characters become tokens, a stack of masked multi-head self-attention and feed-forward blocks (with
-residual connections and LayerNorm) learns to predict the next character, and the model then writes.
-bigram.py is the baseline this improves on; `diff bigram.py gpt.py` shows the model and little else.
-
-Run it:
-    python gpt.py                                 train (a CPU or GPU default, chosen by itself), then write
-    python gpt.py --max_iters=500 --device=cpu    override any hyperparameter below as --name=value
+    python gpt.py                                 train (a CPU or a GPU default, by device), then write
+    python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
     python gpt.py --input=my_text.txt             train on any UTF-8 text
     python gpt.py --sample --prompt="ROMEO:"      write from the saved checkpoint, no training
     python gpt.py --resume                        continue training from the checkpoint
     torchrun --standalone --nproc_per_node=2 gpt.py   data-parallel training on 2 processes (or GPUs)
-In a notebook, paste the file into a cell and run it; to override there, end the cell with
-main(["gpt.py", "--max_iters=500"]) instead of main(). The kernel's own arguments are ignored.
+In a notebook, paste it into a cell whose last line is result = main(["gpt.py", "--max_iters=500"]); the
+next cell can use result.model, result.encode and result.decode. Below "# ---- plumbing" is what serves it.
 """
+import hashlib
+import inspect
 import math
 import os
+import re
 import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
+from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-
 # ----------------------------------------------------------------------------- hyperparameters
+def by_device(cpu, cuda):
+    """A default for each kind of device. A CUDA GPU trains the lecture's model. A CPU (or Apple's mps) trains
+    a small one within a time budget, since the lecture's would need ~17 hours on 2 CPU cores."""
+    return field(default=cpu, metadata={"cuda": cuda})
+
 @dataclass
 class Hyperparameters:
-    # The values here are for a CUDA GPU: the lecture's model. On any other device the script swaps in
-    # SMALL_DEFAULTS below, since this model needs ~17 hours on a 2-core CPU.
-    batch_size: int = 64        # sequences per optimiser step (all processes together under torchrun)
-    block_size: int = 256       # context length: how many characters the model sees at once
-    max_iters: int = 5000       # optimiser steps at most
-    max_time: float = 0.0       # seconds of training at most, compile included (0: no limit)
-    eval_interval: int = 250    # steps between train/val estimates; the last step always evaluates
-    eval_iters: int = 50        # batches per estimate: small, since it is only a progress signal
-    log_interval: int = 50      # steps between progress lines
-    learning_rate: float = 1e-3 # peak AdamW learning rate, reached after warmup, then cosine decay
-    min_lr: float = 1e-4        # the learning rate at the end of the budget
+    # the model and its training, for each kind of device: edit the value for yours
+    batch_size: int = by_device(cpu=32, cuda=64)          # sequences per optimiser step, all processes together
+    block_size: int = by_device(cpu=128, cuda=256)        # context length: how many characters the model sees
+    n_layer: int = by_device(cpu=4, cuda=6)               # transformer blocks
+    n_head: int = by_device(cpu=4, cuda=6)                # attention heads per block, each n_embd // n_head wide
+    n_embd: int = by_device(cpu=128, cuda=384)            # width of the residual stream
+    dropout: float = by_device(cpu=0.0, cuda=0.2)         # on embeddings, attention and residual branches
+    learning_rate: float = by_device(cpu=2e-3, cuda=1e-3) # peak learning rate, reached after the warmup
+    min_lr: float = by_device(cpu=2e-4, cuda=1e-4)        # the learning rate at the end of the budget
+    max_iters: int = by_device(cpu=100_000, cuda=5000)    # optimiser steps at most
+    max_time: float = by_device(cpu=265.0, cuda=0.0)      # seconds of training at most, compile included (0: none)
+    eval_interval: int = by_device(cpu=500, cuda=250)     # steps between train/val estimates, and the last step
+    eval_iters: int = by_device(cpu=20, cuda=50)          # batches per estimate: it only tracks progress
+    log_interval: int = by_device(cpu=100, cuda=50)       # steps between progress lines
+    # the same on every device
     warmup_iters: int = 100     # steps of linear warmup from 0
-    weight_decay: float = 0.1   # AdamW decay, applied to matrices only
+    weight_decay: float = 0.1   # AdamW decay, on matrices only
     grad_clip: float = 1.0      # clip the gradient norm to this (0: off)
-    n_embd: int = 384           # width of the residual stream
-    n_head: int = 6             # attention heads per layer; each is n_embd // n_head wide
-    n_layer: int = 6            # transformer blocks
-    dropout: float = 0.2        # on embeddings, attention and residual branches
     device: str = "auto"        # auto picks cuda, then mps, then cpu
-    compile: bool = True        # torch.compile the training step; falls back to eager if it fails
+    compile: bool = True        # torch.compile the model; it falls back to eager if compiling fails
     seed: int = 1337            # one seed makes a run, and a sample, repeatable
-    input: str = "input.txt"    # the training text; the default is looked for beside this script
-    data_url: str = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+    input: str = "input.txt"    # the text to train on; the default is looked for beside this script
     eval_chars: int = 1_000_000 # the final validation loss reads at most this many characters
-    ckpt_path: str = "gpt.pt"   # best model so far (by val loss); a relative default lives beside this script
+    ckpt_path: str = "gpt.pt"   # the best model so far, by val loss; the default lives beside this script
     resume: bool = False        # continue training from ckpt_path
-    sample: bool = False        # only write text from ckpt_path
-    prompt: str = ""            # text the sample continues (empty: start from a newline)
+    sample: bool = False        # only write text from ckpt_path, no training
+    prompt: str = ""            # the text a sample continues (empty: a newline)
     max_new_tokens: int = 500   # characters to write
-    temperature: float = 1.0    # < 1 is more conservative, > 1 more adventurous, 0 always takes the likeliest
+    temperature: float = 1.0    # < 1 is more conservative, > 1 more adventurous, 0 takes the likeliest
     top_k: int = 0              # sample among the k likeliest characters only (0: all)
 
-
-# Chosen by a sweep of 9 runs on a 2-core CPU (README, "Results"): a 0.8M-parameter model, dropout off
-# because 4.5 minutes see the data only ~9 times (36.6k tok/s), and the cosine spread over a time budget
-# that leaves the whole run (start-up, compile, final evaluation and sample) inside 5 minutes.
-SMALL_DEFAULTS = dict(batch_size=32, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
-                      learning_rate=2e-3, min_lr=2e-4, max_iters=100_000, max_time=265.0,
-                      eval_interval=500, eval_iters=20, log_interval=100)
-HERE = os.path.dirname(os.path.abspath(globals().get("__file__", "gpt.py")))  # a notebook has no __file__
-
-
-class UsageError(Exception):
-    """A bad input or setting: reported as one line on stderr with exit status 2, never a traceback."""
-
-
-def parse_overrides(argv, defaults):
-    """`--name=value` arguments → {name: value parsed to the default's type}. `--flag` alone sets a bool.
-    Arguments not shaped like that (a notebook kernel's `-f kernel.json`) are left alone, and inside a
-    notebook kernel, whose argv is never meant for this script, nothing is parsed."""
-    if argv and "ipykernel" in os.path.basename(argv[0]):
-        return {}
-    types = {f.name: type(getattr(defaults, f.name)) for f in fields(defaults)}
-    overrides = {}
-    for arg in argv[1:]:
-        if not arg.startswith("--"):
-            continue
-        name, has_value, value = arg[2:].partition("=")
-        if name not in types:
-            raise UsageError(f"unknown hyperparameter --{name}; valid: {', '.join(types)}")
-        kind = types[name]
-        if kind is bool:
-            value = value.lower() if has_value else "true"
-            if value not in ("true", "false", "1", "0", "yes", "no"):
-                raise UsageError(f"--{name} takes true or false, not {value!r}")
-            overrides[name] = value in ("true", "1", "yes")
-            continue
-        try:
-            if kind is int:
-                as_float = float(value)  # so that 1e4 and 5_000 are fine, 2.5 is not
-                if not as_float.is_integer():
-                    raise ValueError
-                overrides[name] = int(as_float)
-            else:
-                overrides[name] = kind(value)
-        except ValueError:
-            raise UsageError(f"--{name} takes {kind.__name__} values (like {getattr(defaults, name)!r}), not {value!r}") from None
-    return overrides
-
-
-def check(hp, world_size=1):
-    """Settings that would fail later, or silently do the wrong thing, are refused here."""
-    for name in ("batch_size", "block_size", "n_embd", "n_head", "n_layer", "eval_interval", "eval_iters",
-                 "log_interval", "eval_chars"):
-        if getattr(hp, name) <= 0:
-            raise UsageError(f"--{name} must be positive, not {getattr(hp, name)}")
-    for name in ("max_iters", "max_time", "max_new_tokens", "warmup_iters", "temperature", "top_k",
-                 "weight_decay", "grad_clip", "min_lr"):
-        if getattr(hp, name) < 0:
-            raise UsageError(f"--{name} must be >= 0, not {getattr(hp, name)}")
-    if not hp.learning_rate > 0:
-        raise UsageError(f"--learning_rate must be positive, not {hp.learning_rate}")
-    if not 0 <= hp.dropout < 1:
-        raise UsageError(f"--dropout must be in [0, 1), not {hp.dropout}")
-    if hp.n_embd % hp.n_head or (hp.n_embd // hp.n_head) % 2:
-        raise UsageError(f"--n_embd={hp.n_embd} must split into --n_head={hp.n_head} heads of an even width "
-                         f"(rotary embeddings turn pairs of numbers); e.g. n_embd={hp.n_head * 32}")
-    if hp.batch_size % world_size:
-        raise UsageError(f"--batch_size={hp.batch_size} must divide evenly over {world_size} processes")
-
-
-def pick_device(name):
-    """cuda, then mps, then cpu; a device that was asked for by name must exist."""
-    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
-    if name == "auto":
-        return next(d for d in ("cuda", "mps", "cpu") if available[d])
-    if name.split(":")[0] not in available:
-        raise UsageError(f"--device={name} is not one of auto, cuda, mps, cpu")
-    if not available[name.split(":")[0]]:
-        usable = ", ".join(d for d, ok in available.items() if ok)
-        raise UsageError(f"--device={name} is not available on this machine; usable here: auto, {usable}")
-    return name
-
+hp = Hyperparameters()  # the run's settings: main() sets them for the device and from the command line
+train_data = val_data = None  # the two splits as tensors of character ids: main() loads them
+# torchrun starts one process per GPU (or per share of a CPU) and tells each its place; a plain run is 1 of 1
+RANK, LOCAL_RANK = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+WORLD_SIZE = int(os.environ.get("WORLD_SIZE", 1))
+MASTER = RANK == 0  # the process that evaluates, saves, prints and writes
 
 # ----------------------------------------------------------------------------- data
-def read_text(path, url=None):
-    """The training text. When the default input.txt is missing it is downloaded from `url` first."""
-    if not os.path.exists(path) and url:
-        import urllib.request
-        print(f"{path} not found; downloading tiny-shakespeare from {url}")
-        tmp = f"{path}.{os.getpid()}.part"  # renamed only once complete, so a failed download leaves nothing
-        try:
-            urllib.request.urlretrieve(url, tmp)
-            os.replace(tmp, path)
-        except Exception as e:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise UsageError(f"{path} is missing and downloading {url} failed ({e}); download it there by hand, "
-                             "or train on any text with --input=PATH") from None
-    if not os.path.exists(path):
-        raise UsageError(f"input file {path} not found; --input=PATH names the text to train on")
-    if os.path.isdir(path):
-        raise UsageError(f"--input={path} is a folder; it must be a text file")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text (byte {e.start} of {len(raw):,} is {raw[e.start]:#04x}); "
-                         "convert it, e.g. iconv -t UTF-8") from None
-    if not text:
-        raise UsageError(f"{path} is empty (0 characters)")
-    return text
-
-
 def tokenizer(chars):
     """The lecture's character tokenizer: each character of the vocabulary is one integer."""
     stoi = {ch: i for i, ch in enumerate(chars)}
@@ -186,35 +85,9 @@ def tokenizer(chars):
     decode = lambda l: "".join(itos[i] for i in l)  # list of integers -> string
     return encode, decode
 
-
-def encode_tensor(text, chars):
-    """The whole text as one tensor: torch.tensor(encode(text)) without a Python int per character
-    (28 bytes each), which a 100 MB text could not afford. Code points go through a lookup table, in
-    pieces, into the smallest integer type that holds the vocabulary; get_batch converts each batch to long."""
-    dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
-    lut = torch.zeros(ord(chars[-1]) + 1, dtype=dtype)  # code point -> token id
-    lut[torch.tensor([ord(c) for c in chars])] = torch.arange(len(chars)).to(dtype)
-    data = torch.empty(len(text), dtype=dtype)
-    piece = 1 << 24  # 16M characters at a time bounds the temporary memory at ~130 MB
-    for i in range(0, len(text), piece):
-        code_points = torch.frombuffer(bytearray(text[i:i + piece].encode("utf-32-le")), dtype=torch.int32)
-        data[i:i + len(code_points)] = lut[code_points]
-    return data
-
-
-def show_vocab(chars, limit=100):
-    s = "".join(chars)
-    return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s) - limit} more)"
-
-
-# The two splits live here (on the device), set by load_data; get_batch reads them like the lecture's globals.
-hp = Hyperparameters()
-train_data = val_data = None
-world_size = 1  # processes under torchrun; each draws batch_size // world_size rows
-
-
 def load_data(text, chars, device):
-    """First 90% of the text to train on, the last 10% to validate on."""
+    """The whole text as one tensor of character ids: the first 90% to train on, the last 10% to validate on.
+    encode_tensor is torch.tensor(encode(text)) without a Python int per character, so 100 MB of text fits."""
     global train_data, val_data
     data = encode_tensor(text, chars)
     n = int(0.9 * len(data))
@@ -223,20 +96,18 @@ def load_data(text, chars, device):
                          f"give splits of {n:,} and {len(data) - n:,}; each needs more than {hp.block_size + 1}")
     train_data, val_data = data[:n].to(device), data[n:].to(device)
 
-
-def get_batch(split, generator=None):
+def get_batch(split, batch_size, generator=None):
     """Random windows of block_size + 1 characters from one split: x is a window, y the same shifted by one,
     so y[b, t] is the character that follows x[b, :t+1]. One gather, no Python loop over rows."""
     data = train_data if split == "train" else val_data
-    B, T = hp.batch_size // world_size, hp.block_size
+    B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window of T + 1 ends at len
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
     windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)].long()  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
-
 @torch.no_grad()
-def estimate_loss(model, autocast=nullcontext()):
+def estimate_loss(model):
     """Mean loss over eval_iters batches of each split, in eval mode (no dropout). The batches come from a
     generator seeded the same way every time, so two estimates differ only because the model changed."""
     out = {}
@@ -246,33 +117,12 @@ def estimate_loss(model, autocast=nullcontext()):
         generator = torch.Generator(device=train_data.device).manual_seed(hp.seed)
         losses = torch.zeros(hp.eval_iters, device=train_data.device)
         for k in range(hp.eval_iters):
-            X, Y = get_batch(split, generator)
-            with autocast:
-                _, loss = model(X, Y)
+            X, Y = get_batch(split, hp.batch_size, generator)
+            _, loss = model(X, Y)
             losses[k] = loss
         out[split] = losses.mean().item()
     model.train(was_training)
     return out
-
-
-@torch.no_grad()
-def split_loss(model, data, block_size, max_chars, batch_size=64, autocast=nullcontext()):
-    """The loss over a whole split, deterministic: every full window of block_size characters, side by side,
-    each character predicted once. Capped at max_chars so that a huge text still ends in seconds."""
-    was_training = model.training
-    model.eval()
-    data = data[:max_chars + 1]
-    n = (len(data) - 1) // block_size
-    x = data[:n * block_size].view(n, block_size)  # (n, T)
-    y = data[1:n * block_size + 1].view(n, block_size)  # (n, T)
-    total = torch.zeros((), device=data.device)
-    for i in range(0, n, batch_size):
-        with autocast:
-            _, loss = model(x[i:i + batch_size].long(), y[i:i + batch_size].long())
-        total += loss.float() * len(x[i:i + batch_size])
-    model.train(was_training)
-    return total.item() / n
-
 
 # ----------------------------------------------------------------------------- model
 @dataclass
@@ -284,7 +134,6 @@ class GPTConfig:
     n_embd: int
     dropout: float = 0.0
 
-
 def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
     q, k, v: (B, nh, T, hs). A test checks that the two agree."""
@@ -295,20 +144,17 @@ def attention_reference(q, k, v):
     wei = F.softmax(wei, dim=-1)  # (B, nh, T, T), each row sums to 1
     return wei @ v  # (B, nh, T, hs)
 
-
 def rotary_tables(block_size, head_size, base=10000.0):
     """cos and sin of the angle each position turns each pair of channels by, (block_size, head_size // 2)."""
     freqs = base ** (-torch.arange(0, head_size, 2).float() / head_size)  # (hs/2,) slower for later pairs
     angles = torch.outer(torch.arange(block_size).float(), freqs)  # (block_size, hs/2)
     return angles.cos(), angles.sin()
 
-
 def apply_rotary(x, cos, sin):
     """Rotary position embedding: turn each pair of channels of q or k by an angle that grows with the
     position, so q·k depends on how far apart two tokens are. x: (B, nh, T, hs); cos, sin: (T, hs/2)."""
     x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, nh, T, hs)
-
 
 class CausalSelfAttention(nn.Module):
     """Multi-head masked self-attention, all heads in one batched op (attention_reference is the math)."""
@@ -324,8 +170,7 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        # QK-norm: unit-RMS queries and keys keep the attention logits bounded, which lets a higher learning
-        # rate train stably (part of the 1.61 -> 1.54 gain measured on CPU, see README)
+        # QK-norm: unit-RMS queries and keys bound the attention logits, so a high learning rate trains stably
         q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         # flash attention on a GPU; the same numbers as attention_reference(q, k, v)
@@ -333,7 +178,6 @@ class CausalSelfAttention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
-
 
 class FeedForward(nn.Module):
     """Per-token computation after the tokens have communicated: 4x wider, then back."""
@@ -345,9 +189,8 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        # ReLU squared: the lecture's ReLU, squared; part of the 1.61 -> 1.54 gain measured on CPU (README)
+        # ReLU squared: the lecture's ReLU, squared, as in modded-nanogpt (the README has the measurement)
         return self.dropout(self.c_proj(F.relu(self.c_fc(x)).square()))  # (B, T, C)
-
 
 class Block(nn.Module):
     """Communication (attention) then computation (feed-forward), each on a LayerNorm'd copy of the
@@ -363,15 +206,13 @@ class Block(nn.Module):
         x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C)
         return x + self.ffwd(self.ln2(x))  # (B, T, C)
 
-
 class GPT(nn.Module):
 
     def __init__(self, config):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        # Positions enter as rotations of q and k (apply_rotary) instead of a learned position table
-        # added to the tokens: part of the same measured gain (README), and nothing to learn
+        # positions enter as rotations of q and k (apply_rotary), not as a learned table added to the tokens
         cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -400,45 +241,334 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=0):
-        """Yield the next token, (B, 1), max_new_tokens times, continuing idx (B, T). Runs in eval mode
-        (no dropout) without gradients and then restores the mode it found."""
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=0):
+        """idx (B, T) followed by max_new_tokens sampled tokens, (B, T + max_new_tokens). It samples in eval
+        mode (no dropout) and then restores the mode it found."""
         was_training = self.training
         self.eval()
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size:])  # the model sees at most block_size characters
+            logits = logits[:, -1, :].float()  # (B, vocab_size): only the last position predicts anew
+            if temperature == 0:  # greedy: no division by zero, the likeliest character
+                idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
+            else:
+                logits = logits / temperature
+                if top_k:
+                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                    logits[logits < v[:, [-1]]] = float("-inf")
+                idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)  # (B, 1)
+            idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
+        self.train(was_training)
+        return idx
+
+# ----------------------------------------------------------------------------- optimiser and schedule
+def make_optimizer(model):
+    """AdamW with weight decay on matrices only: biases, LayerNorm gains and the like are not decayed."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=hp.learning_rate, betas=(0.9, 0.95), fused=decay[0].is_cuda)
+
+def get_lr(step, progress):
+    """Linear warmup, then a cosine from learning_rate down to min_lr. progress is the fraction of the budget
+    spent, by steps or by time, whichever is further along, so a time budget gets the whole cosine."""
+    if step < hp.warmup_iters:
+        return hp.learning_rate * (step + 1) / hp.warmup_iters
+    return hp.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (hp.learning_rate - hp.min_lr)
+
+# ----------------------------------------------------------------------------- train
+def train(model, optimizer, ckpt, step, elapsed):
+    """The lecture's loop: each step draws a batch, computes the loss, backpropagates and updates. Every
+    eval_interval steps, and at the last one, rank 0 estimates both losses and keeps the best model.
+    It stops after max_iters steps or max_time seconds, or at a step boundary after Ctrl-C or SIGTERM."""
+    train_model = for_training(model)  # torch.compile, and DDP under torchrun (plumbing)
+    progress = Progress(step, elapsed, ckpt)  # the clock, the log lines and when to stop (plumbing)
+    with stop_signals() as stop:  # Ctrl-C or SIGTERM: finish at the next step boundary (plumbing)
+        while True:
+            last = progress.is_last(step, stop.requested)  # every rank agrees, so none waits forever
+            if MASTER and (step % hp.eval_interval == 0 or last):
+                t_eval = time.time()
+                losses = estimate_loss(model)
+                saved = ckpt.save_if_best(step, losses["val"], progress.elapsed)
+                progress.evaluated(step, losses, saved, time.time() - t_eval)
+            if last:
+                return step
+
+            lr = get_lr(step, progress.fraction(step))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            xb, yb = get_batch("train", hp.batch_size // WORLD_SIZE)  # each process draws its share
+            with autocast(xb.device):  # bf16 on a GPU that has it, fp32 elsewhere (plumbing)
+                _, loss = train_model(xb, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # under torchrun this also averages the gradients of all processes
+            if hp.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+            optimizer.step()
+            step += 1
+
+            if step % hp.log_interval == 0:
+                progress.log(step, loss, lr)  # the step's only wait for the device; a NaN loss stops here
+
+# ----------------------------------------------------------------------------- sample
+def write(model, prompt, chars):
+    """Stream max_new_tokens characters after the prompt to stdout, each as soon as it is sampled."""
+    unknown = sorted(set(prompt) - set(chars))
+    if unknown:
+        raise UsageError(f"the prompt has characters the model never saw: {''.join(unknown)!r}; "
+                         f"it knows {show_vocab(chars)}")
+    encode, decode = tokenizer(chars)
+    torch.manual_seed(hp.seed)  # the same seed writes the same text
+    idx = torch.tensor([encode(prompt)], dtype=torch.long, device=model.lm_head.weight.device)  # (1, T)
+    print(prompt, end="", flush=True)
+    for _ in range(hp.max_new_tokens):
+        idx = model.generate(idx, 1, hp.temperature, hp.top_k)  # (1, T+1)
+        print(decode([idx[0, -1].item()]), end="", flush=True)
+    print()
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None):
+    """What `python gpt.py` does: train, report the final val loss and write a sample; or, with --sample, only
+    write. It returns what the run made (model, encode, decode, chars), for a notebook's next cell."""
+    global hp
+    started = time.time()
+    with one_line_errors():  # a bad input or setting ends with one line and exit status 2 (plumbing)
+        hp, device, overrides = configure(argv)
+        torch.manual_seed(hp.seed + RANK)  # each rank draws its own batches; DDP copies rank 0's weights
+        if hp.sample:
+            return sample_checkpoint(device)
+
+        text = read_text(hp.input, download_if_missing="input" not in overrides)
+        chars = sorted(set(text))  # the vocabulary: every distinct character, in code point order
+        log(f"text: {hp.input}, {len(text):,} characters, vocabulary of {len(chars)}: {show_vocab(chars)}")
+        checkpoint = resume_checkpoint(chars, overrides) if hp.resume else None  # it sets the model's shape
+        load_data(text, chars, device)
+        del text
+
+        model = GPT(GPTConfig(len(chars), hp.block_size, hp.n_layer, hp.n_head, hp.n_embd, hp.dropout)).to(device)
+        optimizer = make_optimizer(model)
+        ckpt = Checkpoint(hp.ckpt_path, model, optimizer, chars, checkpoint)  # restores a resumed run's state
+        describe(device, overrides, model)
+        with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
+            step = train(model, optimizer, ckpt, *ckpt.start)
+            check_replicas(model)
+        if not MASTER:
+            return made(model, chars)
+
+        # the best model: its loss on the whole validation split, then a sample
+        best = ckpt.best()
+        model.load_state_dict(best["model"])
+        log(f"best checkpoint: step {best['step']} ({hp.ckpt_path}); {split_note()}:")
+        val_loss = split_loss(model, val_data)
+        print(f"final val loss {val_loss:.4f}")
+        print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
+        write(model, "\n", chars)
+        return made(model, chars, val_loss=val_loss, step=step)
+
+# ---- plumbing: settings, files, processes, signals and log lines, for the code above; skip it on a first read
+class UsageError(Exception):
+    """A bad input or setting: reported as one line on stderr with exit status 2, never a traceback."""
+
+@contextmanager
+def one_line_errors():
+    try:
+        yield
+    except UsageError as e:
+        if MASTER:  # under torchrun every rank fails alike; one says so
+            print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except SystemExit as e:
+        if e.code or "ipykernel" not in sys.modules:  # in a notebook, --help only prints
+            raise
+
+def log(message):
+    if MASTER:
+        print(message)
+
+def made(model, chars, **more):
+    encode, decode = tokenizer(chars)
+    return SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, **more)
+
+def configure(argv):
+    """The device's defaults, then the overrides, checked. A notebook kernel's own argv is not for this script."""
+    argv = (sys.argv[:1] if "ipykernel" in sys.modules else sys.argv) if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print_help(argv[0])
+        sys.exit(0)
+    overrides = dict(parse_arg(arg) for arg in argv[1:])
+    device = pick_device(overrides.get("device", "auto"))
+    settings = Hyperparameters()
+    if device.startswith("cuda"):
+        settings = replace(settings, **{f.name: f.metadata["cuda"] for f in fields(settings) if "cuda" in f.metadata})
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    settings = replace(settings, **overrides)
+    check(settings)
+    here = os.path.dirname(os.path.abspath(globals().get("__file__", "gpt.py")))  # a notebook has no __file__
+    paths = {key: os.path.join(here, getattr(settings, key)) for key in ("input", "ckpt_path") if key not in overrides}
+    return replace(settings, **paths), device, overrides
+
+def parse_arg(arg):
+    """--name=value (a bare --flag is a true bool) → (name, value of the default's type); 1e4 is an int, 2.5 not."""
+    kinds = {f.name: f.type for f in fields(Hyperparameters)}
+    name, has_value, text = arg[2:].partition("=")
+    if not arg.startswith("--") or name not in kinds:
+        raise UsageError(f"unknown argument {arg!r}: settings take the form --name=value, with a name among "
+                         f"{', '.join(kinds)} (--help says what each means)")
+    kind, booleans = kinds[name], {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    try:
+        if kind is bool:
+            return name, booleans[text.lower() if has_value else "true"]
+        return name, int(float(text)) if kind is int and float(text).is_integer() else kind(text)
+    except (KeyError, ValueError):
+        example = getattr(Hyperparameters(), name)
+        raise UsageError(f"--{name} takes {kind.__name__} values (like --{name}={example}), not {text!r}") from None
+
+def print_help(program):
+    """Every setting with its default and its meaning, read from the comments of Hyperparameters."""
+    source = "".join(inspect.findsource(print_help)[0])  # this file, or the notebook cell it was pasted into
+    meanings = dict(re.findall(r"^    (\w+): \w+ = .*?\s+# (.*)$", source, re.M))
+    print(f"usage: python {os.path.basename(program)} [--name=value ...]\n\nsettings, with their defaults:")
+    for f in fields(Hyperparameters):
+        cuda = f" (cuda: {f.metadata['cuda']!r})" if "cuda" in f.metadata else ""
+        print(f"  --{f.name}={f.default!r}{cuda}\n        {meanings.get(f.name, '')}")
+
+POSITIVE = ("batch_size", "block_size", "n_embd", "n_head", "n_layer", "eval_interval", "eval_iters",
+            "log_interval", "eval_chars")  # the other numbers may be 0
+
+def check(s):
+    """Settings that would fail later, or silently do the wrong thing, are refused here."""
+    for f in fields(s):
+        value = getattr(s, f.name)
+        if f.type is float and not math.isfinite(value):
+            raise UsageError(f"--{f.name} must be a finite number, not {value}")
+        if f.type in (int, float) and value < (1 if f.name in POSITIVE else 0):
+            raise UsageError(f"--{f.name} must be {'positive' if f.name in POSITIVE else '>= 0'}, not {value}")
+    if s.dropout >= 1:
+        raise UsageError(f"--dropout must be below 1, not {s.dropout}")
+    if s.eval_chars <= s.block_size:
+        raise UsageError(f"--eval_chars={s.eval_chars} must exceed --block_size={s.block_size}: the final loss "
+                         "reads whole windows")
+    if s.n_embd % s.n_head or (s.n_embd // s.n_head) % 2:
+        raise UsageError(f"--n_embd={s.n_embd} must split into --n_head={s.n_head} heads of an even width "
+                         f"(rotary embeddings turn pairs of numbers); e.g. --n_embd={s.n_head * 32}")
+    if s.batch_size % WORLD_SIZE:
+        raise UsageError(f"--batch_size={s.batch_size} must divide evenly over {WORLD_SIZE} processes")
+
+def pick_device(name):
+    """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its LOCAL_RANK's GPU."""
+    usable = [d for d, ok in (("cuda", torch.cuda.is_available()), ("mps", torch.backends.mps.is_available()),
+                              ("cpu", True)) if ok]
+    name = usable[0] if name == "auto" else name
+    if name.split(":")[0] not in usable:
+        raise UsageError(f"--device={name} is not available on this machine; usable here: auto, {', '.join(usable)}")
+    if WORLD_SIZE > 1 and name.startswith("cuda:"):
+        raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; use "
+                         "--device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
+    if WORLD_SIZE > 1 and name == "cuda":
+        name = f"cuda:{LOCAL_RANK}"
+        torch.cuda.set_device(name)
+    return name
+
+def autocast(device):
+    """bf16 on a GPU that has it natively; a T4 or V100 only emulates it, slowly, so it trains in fp32."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes, sha256
+
+def read_text(path, download_if_missing):
+    """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare."""
+    if download_if_missing and not os.path.exists(path):
+        import urllib.request
+        print(f"{path} not found; downloading tiny-shakespeare from {TINY_SHAKESPEARE_URL}")
         try:
-            for _ in range(max_new_tokens):
-                idx_cond = idx[:, -self.config.block_size:]  # the model sees at most block_size characters
-                logits, _ = self(idx_cond)
-                logits = logits[:, -1, :].float()  # (B, vocab_size): only the last position predicts anew
-                if temperature == 0:  # greedy: no division by zero, the likeliest character
-                    idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-                else:
-                    logits = logits / temperature
-                    if top_k:
-                        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                        logits[logits < v[:, [-1]]] = float("-inf")
-                    idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)  # (B, 1)
-                idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
-                yield idx_next
-        finally:
-            self.train(was_training)
+            with urllib.request.urlopen(TINY_SHAKESPEARE_URL, timeout=60) as response:
+                raw = response.read()
+        except Exception as e:
+            raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); download "
+                             "it there by hand, or train on any text with --input=PATH") from None
+        got = (len(raw), hashlib.sha256(raw).hexdigest())
+        if got != TINY_SHAKESPEARE:  # a truncated transfer, a proxy's page or a changed file: nothing is kept
+            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({got[0]:,} bytes, sha256 "
+                             f"{got[1][:12]}…, not {TINY_SHAKESPEARE[0]:,}, {TINY_SHAKESPEARE[1][:12]}…); nothing was "
+                             "kept. Download it by hand, or train on any text with --input=PATH")
+        with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
+            f.write(raw)
+        os.replace(f.name, path)
+    if not os.path.isfile(path):
+        what = "is a folder; it must be a text file" if os.path.isdir(path) else "not found"
+        raise UsageError(f"input file {path} {what} (--input=PATH names the text to train on)")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is not UTF-8 text (byte {e.start} of {len(raw):,} is {raw[e.start]:#04x}); "
+                         "convert it, e.g. iconv -t UTF-8") from None
+    if not text:
+        raise UsageError(f"{path} is empty (0 characters)")
+    return text
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=0):
-        """idx (B, T) followed by max_new_tokens sampled tokens: (B, T + max_new_tokens)."""
-        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k)], dim=1)
+def encode_tensor(text, chars):
+    """torch.tensor(encode(text)) without a Python int (28 bytes) per character: code points go through a
+    lookup table, 16M at a time, into the smallest integer type that holds the vocabulary."""
+    dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
+    lut = torch.zeros(ord(chars[-1]) + 1, dtype=dtype)  # code point -> token id
+    lut[torch.tensor([ord(c) for c in chars])] = torch.arange(len(chars)).to(dtype)
+    data = torch.empty(len(text), dtype=dtype)
+    for i in range(0, len(text), 1 << 24):
+        code_points = torch.frombuffer(bytearray(text[i:i + (1 << 24)].encode("utf-32-le")), dtype=torch.int32)
+        data[i:i + len(code_points)] = lut[code_points]
+    return data
 
+@torch.no_grad()
+def split_loss(model, data, rows=64):
+    """The loss over a whole split, deterministic: every full window of block_size characters, side by side,
+    each character predicted once. It reads at most eval_chars characters, so a huge text ends in seconds."""
+    was_training = model.training
+    model.eval()
+    data = data[:hp.eval_chars + 1]
+    n = (len(data) - 1) // hp.block_size
+    x = data[:n * hp.block_size].view(n, hp.block_size)  # (n, T)
+    y = data[1:n * hp.block_size + 1].view(n, hp.block_size)  # (n, T)
+    total = torch.zeros((), device=data.device)
+    for i in range(0, n, rows):
+        _, loss = model(x[i:i + rows].long(), y[i:i + rows].long())
+        total += loss.float() * len(x[i:i + rows])
+    model.train(was_training)
+    return total.item() / n
 
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path, checkpoint):
-    """Write to a temporary file, then rename over the old one: a crash or Ctrl-C mid-save leaves the previous
-    checkpoint whole, never half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(checkpoint, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def split_note():
+    if len(val_data) <= hp.eval_chars + 1:
+        return "whole validation split"
+    return f"validation split, capped at --eval_chars={hp.eval_chars:,} of {len(val_data):,} characters"
 
+def show_vocab(chars, limit=100):
+    s = "".join(chars)
+    return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s) - limit} more)"
+
+def describe(device, overrides, model):
+    why = "small default for a CPU (the lecture's model needs ~17 h on 2 cores)"
+    if device.startswith("cuda"):
+        why = "the lecture's model, " + ("bf16" if isinstance(autocast(torch.device(device)), torch.autocast) else "fp32")
+    if overrides:
+        why += "; overridden: " + ", ".join(sorted(overrides))
+    c, n_params = model.config, sum(p.numel() for p in model.parameters())
+    log(f"device {device}; {why}\nmodel: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block "
+        f"{c.block_size}, dropout {c.dropout}: {n_params / 1e6:.2f}M parameters")
+    plan = f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
+    if WORLD_SIZE > 1:
+        plan += f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
+    plan += f"; {hp.max_iters:,} steps"
+    if hp.max_time:
+        plan += f" or {hp.max_time:g} s, whichever ends first"
+    log(plan)
+
+KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # what this script saves
+SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps the checkpoint's
 
 def load_checkpoint(path):
     """weights_only=True: a checkpoint holds tensors and plain values, and can never run code."""
@@ -446,272 +576,220 @@ def load_checkpoint(path):
         raise UsageError(f"no checkpoint at {path}; train one first with `python gpt.py` (or set --ckpt_path)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        GPTConfig(**checkpoint["config"]), checkpoint["model"], checkpoint["chars"]
+        GPTConfig(**checkpoint["config"])
     except Exception as e:
         raise UsageError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); "
                          "delete it and train again") from None
+    missing = [key for key in KEYS if key not in checkpoint]
+    if missing:
+        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train a new one with `python gpt.py`")
     return checkpoint
 
-
-def model_from_checkpoint(checkpoint, device):
-    model = GPT(GPTConfig(**checkpoint["config"]))
-    model.load_state_dict(checkpoint["model"])
-    return model.to(device)
-
-
-def write(model, prompt, chars, hp, device):
-    """Stream max_new_tokens characters after the prompt to stdout as they are produced."""
-    unknown = sorted(set(prompt) - set(chars))
-    if unknown:
-        raise UsageError(f"the prompt has characters the model never saw: {''.join(unknown)!r}; "
-                         f"it knows {show_vocab(chars)}")
-    encode, decode = tokenizer(chars)
-    torch.manual_seed(hp.seed)
-    idx = torch.tensor([encode(prompt)], dtype=torch.long, device=device)  # (1, T)
-    print(prompt, end="", flush=True)
-    for idx_next in model.stream(idx, hp.max_new_tokens, hp.temperature, hp.top_k):
-        print(decode(idx_next[0].tolist()), end="", flush=True)
-    print()
-
-
-# ----------------------------------------------------------------------------- train
-def run(argv):
-    global hp, world_size
-    defaults = Hyperparameters()
-    overrides = parse_overrides(argv, defaults)
-    # torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; a plain `python gpt.py` is one process, rank 0
-    ddp = "RANK" in os.environ
-    rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    master = rank == 0
-    log = print if master else (lambda *args, **kwargs: None)
-
-    device = pick_device(overrides.get("device", defaults.device))
-    small = not device.startswith("cuda")
-    hp = replace(defaults, **{**(SMALL_DEFAULTS if small else {}), **overrides})  # explicit overrides win
-    check(hp, world_size)
-    if ddp and device == "cuda":
-        device = f"cuda:{local_rank}"  # one GPU per process
-        torch.cuda.set_device(device)
-    ckpt_path = hp.ckpt_path if "ckpt_path" in overrides else os.path.join(HERE, hp.ckpt_path)
-    torch.manual_seed(hp.seed + rank)  # each rank draws different batches; DDP copies rank 0's weights
-
-    if hp.sample:
-        checkpoint = load_checkpoint(ckpt_path)
-        model = model_from_checkpoint(checkpoint, device)
-        return write(model, hp.prompt or "\n", checkpoint["chars"], hp, device)
-
-    # ---- data: read the text, look at it, tokenize it, split it
-    from_default = "input" not in overrides
-    path = os.path.join(HERE, hp.input) if from_default else hp.input
-    text = read_text(path, hp.data_url if from_default else None)
-    chars = sorted(set(text))  # the vocabulary: every distinct character, in code point order
-    log(f"text: {path}, {len(text):,} characters, vocabulary of {len(chars)}: {show_vocab(chars)}")
-    load_data(text, chars, device)
-    del text
-
-    checkpoint = None
-    if hp.resume:
-        checkpoint = load_checkpoint(ckpt_path)
-        if checkpoint["chars"] != chars:
-            new, gone = set(chars) - set(checkpoint["chars"]), set(checkpoint["chars"]) - set(chars)
-            raise UsageError(f"the text's vocabulary differs from the checkpoint's (new: {''.join(sorted(new))!r}, "
-                             f"missing: {''.join(sorted(gone))!r}); resume on the text it was trained on")
-
-    # ---- processes: from here on every rank must take part, and leave through the finally below
-    if ddp:
-        import torch.distributed as dist
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+def load_state(module, state):
+    """load_state_dict; a checkpoint that does not fit (other shapes, missing tensors) stops with one line."""
     try:
-        train(hp, chars, device, ckpt_path, checkpoint, ddp, master, log, small, overrides)
+        module.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"checkpoint {hp.ckpt_path} does not fit the model it describes "
+                         f"({str(e).strip().splitlines()[0][:160]}); delete it and train again") from None
+    return module
+
+def sample_checkpoint(device):
+    checkpoint = load_checkpoint(hp.ckpt_path)
+    model = load_state(GPT(GPTConfig(**checkpoint["config"])).to(device), checkpoint["model"])
+    if MASTER:  # under torchrun the text is written once
+        write(model, hp.prompt or "\n", checkpoint["chars"])
+    return made(model, checkpoint["chars"])
+
+def resume_checkpoint(chars, overrides):
+    """The checkpoint to continue. Its model's shape becomes the run's (get_batch and the rotary tables
+    follow it); a text with another vocabulary is refused."""
+    global hp
+    checkpoint = load_checkpoint(hp.ckpt_path)
+    if checkpoint["chars"] != chars:
+        new, gone = set(chars) - set(checkpoint["chars"]), set(checkpoint["chars"]) - set(chars)
+        raise UsageError(f"the text's vocabulary differs from the checkpoint's (new: {''.join(sorted(new))!r}, "
+                         f"missing: {''.join(sorted(gone))!r}); resume on the text it was trained on")
+    shape = {key: checkpoint["config"][key] for key in SHAPE}
+    ignored = [f"--{key}={overrides[key]}" for key in SHAPE if overrides.get(key, shape[key]) != shape[key]]
+    if ignored:
+        log(f"resuming keeps the checkpoint's shape ({shape}), not {' '.join(ignored)}")
+    log(f"resuming {hp.ckpt_path}: step {checkpoint['step']}, best val loss {checkpoint['best_val_loss']:.4f}")
+    hp = replace(hp, **shape)
+    return checkpoint
+
+def save_checkpoint(path, contents):
+    """Write a temporary file of this process, then rename it over the old one: a crash or Ctrl-C mid-save
+    leaves the previous checkpoint whole, and two runs never share a temporary file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(contents, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     finally:
-        if ddp:
-            dist.destroy_process_group()
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
+def identity(path):
+    st = os.stat(path) if os.path.exists(path) else None
+    return st and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-def train(hp, chars, device, ckpt_path, checkpoint, ddp, master, log, small, overrides):
-    if ddp:
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel as DDP
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    # bf16 autocast only where the GPU supports it (T4 and V100 do not); fp32 on mps and cpu
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
+class Checkpoint:
+    """The best model so far, by val loss, in one file. A file this run did not write (an earlier run's, or
+    another running one's) is never overwritten: it is first renamed to the next free name (gpt.1.pt, ...)."""
 
-    config = GPTConfig(len(chars), hp.block_size, hp.n_layer, hp.n_head, hp.n_embd, hp.dropout)
-    if checkpoint:
-        config = GPTConfig(**{**checkpoint["config"], "dropout": hp.dropout})  # the architecture it was built with
-    model = GPT(config).to(device)
-    # AdamW, with weight decay on matrices only: biases, LayerNorm gains and the like are not decayed
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=hp.learning_rate, betas=(0.9, 0.95), fused=cuda)
-    step, best_val, elapsed_before = 0, float("inf"), 0.0
-    if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        step, best_val, elapsed_before = checkpoint["step"], checkpoint["best_val_loss"], checkpoint["elapsed"]
-        log(f"resumed from {ckpt_path}: step {step}, best val loss {best_val:.4f}")
-
-    why = "" if not small else ("small default for a CPU (the lecture's model needs ~17 h on 2 cores)"
-                                if device == "cpu" else f"small default for {device}")
-    log(f"device {device}{', bf16 autocast' if bf16 else ''}; {why or 'GPU default: the lecture model'}"
-        f"{'; overridden: ' + ', '.join(sorted(overrides)) if overrides else ''}")
-    log(f"model: {config.n_layer} layers, {config.n_head} heads, {config.n_embd} wide, block {config.block_size}, "
-        f"dropout {config.dropout}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    tokens_per_step = hp.batch_size * hp.block_size
-    log(f"batch: {hp.batch_size} x {hp.block_size} = {tokens_per_step:,} tokens per step"
-        + (f", split over {world_size} processes ({hp.batch_size // world_size} each; grow it with --batch_size)" if ddp else "")
-        + f"; {hp.max_iters:,} steps" + (f" or {hp.max_time:g} s, whichever ends first" if hp.max_time else ""))
-
-    t0 = time.time() - elapsed_before  # the time budget counts compile time, and carries over a resume
-    train_model = model
-    if hp.compile:
-        # torch.compile needs a C++ compiler (and Triton on a GPU); a laptop without one trains eager
+    def __init__(self, path, model, optimizer, chars, resumed):
+        if os.path.isdir(path):
+            raise UsageError(f"--ckpt_path={path} is a folder; it must name a file")
         try:
-            train_model = torch.compile(model)
-            with autocast:
-                _, loss = train_model(*get_batch("train"))
-            loss.backward()  # compiles the backward graph too, so the first timed steps are real steps
-            model.zero_grad(set_to_none=True)
-            log(f"compiled in {time.time() - t0 - elapsed_before:.1f} s")
-        except Exception as e:
-            train_model = model
-            model.zero_grad(set_to_none=True)
-            log(f"torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:120]}); "
-                "training eager, which is ~20% slower (--compile=false skips the attempt)")
-    if ddp:  # averages the gradients of all ranks in backward()
-        train_model = DDP(train_model, device_ids=[int(device.split(":")[1])] if cuda else None)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot make the folder of --ckpt_path={path} ({e.strerror})") from None
+        self.path, self.model, self.optimizer, self.chars = path, model, optimizer, chars
+        self.best_val, self.mine, self.start = float("inf"), None, (0, 0.0)
+        if resumed:  # the weights, the optimiser, the step and the clock go on, and so does the file
+            load_state(model, resumed["model"])
+            load_state(optimizer, resumed["optimizer"])
+            self.best_val, self.mine = resumed["best_val_loss"], identity(path)
+            self.start = (resumed["step"], resumed["elapsed"])
 
-    def snapshot(step, best_val, elapsed):
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
-                "hparams": asdict(hp), "chars": chars, "step": step, "best_val_loss": best_val, "elapsed": elapsed}
+    def save_if_best(self, step, val, elapsed):
+        if not val < self.best_val:  # a worse (or NaN) estimate never overwrites a better checkpoint
+            return False
+        self.best_val = val
+        if identity(self.path) not in (None, self.mine):
+            stem, ext = os.path.splitext(self.path)
+            n = 1
+            while os.path.exists(f"{stem}.{n}{ext}"):
+                n += 1
+            os.rename(self.path, f"{stem}.{n}{ext}")
+            print(f"{self.path} holds a checkpoint that this run did not write: it is kept as {stem}.{n}{ext}")
+        save_checkpoint(self.path, {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                                    "config": asdict(self.model.config), "hparams": asdict(hp), "chars": self.chars,
+                                    "step": step, "best_val_loss": val, "elapsed": elapsed})
+        self.mine = identity(self.path)
+        return True
 
-    # Ctrl-C asks the loop to stop at the next step boundary, so that it can still evaluate, keep the best
-    # checkpoint and write a sample; a second Ctrl-C stops at once
-    interrupted, t_log, step_log, eval_seconds, dt = False, time.time(), step, 0.0, None
+    def best(self):
+        """The best checkpoint, read back from its file as --sample would."""
+        if self.mine and identity(self.path) == self.mine:
+            return load_checkpoint(self.path)
+        return {"model": self.model.state_dict(), "step": self.start[0]}  # no evaluation of this run saved
 
-    def on_ctrl_c(signum, frame):
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted = True
-        log("\ninterrupted: finishing with the best checkpoint (Ctrl-C again to quit now)")
-
-    main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers live
-    previous_handler = signal.signal(signal.SIGINT, on_ctrl_c) if main_thread else None
-    try:
-        while True:
-            elapsed = time.time() - t0
-            if ddp:  # every rank must agree on the schedule and on when to stop, or one would wait forever
-                agreed = torch.tensor([elapsed, float(interrupted)], device=device)
-                dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
-                elapsed, interrupted = agreed[0].item(), bool(agreed[1].item())
-            last = step >= hp.max_iters or (hp.max_time > 0 and elapsed >= hp.max_time) or interrupted
-            # the fraction of the budget spent: by steps or by time, whichever is further along
-            progress = max(step / max(hp.max_iters, 1), elapsed / hp.max_time if hp.max_time else 0.0)
-
-            if master and (step % hp.eval_interval == 0 or last):
-                t_eval = time.time()
-                losses = estimate_loss(model, autocast)
-                saved = ""
-                if losses["val"] < best_val:  # a worse estimate never overwrites a better checkpoint
-                    best_val = losses["val"]
-                    save_checkpoint(ckpt_path, snapshot(step, best_val, elapsed))
-                    saved = ", saved"
-                eval_seconds += time.time() - t_eval
-                log(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{saved} | "
-                    f"{speed(dt, tokens_per_step)} | {clock(elapsed)} elapsed, {eta(hp, step, elapsed, progress, dt)}")
-            if last:
-                break
-
-            # learning rate: linear warmup, then a cosine from learning_rate down to min_lr over the budget
-            if step < hp.warmup_iters:
-                lr = hp.learning_rate * (step + 1) / hp.warmup_iters
-            else:
-                lr = hp.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (hp.learning_rate - hp.min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            xb, yb = get_batch("train")
-            with autocast:
-                _, loss = train_model(xb, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if hp.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
-            optimizer.step()
-            step += 1
-
-            if step % hp.log_interval == 0:
-                loss_value = loss.detach().float()
-                if ddp:
-                    dist.all_reduce(loss_value)
-                    loss_value /= world_size
-                loss_value = loss_value.item()  # the only host sync of a training step, once per log line
-                if not math.isfinite(loss_value):
-                    raise UsageError(f"the loss became {loss_value} at step {step}; the best checkpoint ({ckpt_path}, "
-                                     f"val {best_val:.4f}) is kept; try a lower --learning_rate (now {hp.learning_rate:g})")
-                now = time.time()
-                dt = (now - t_log - eval_seconds) / (step - step_log)  # seconds per step, evaluations left out
-                log(f"step {step}: loss {loss_value:.4f} | lr {lr:.2e} | {speed(dt, tokens_per_step)} | "
-                    f"{clock(now - t0)} elapsed, {eta(hp, step, now - t0, progress, dt)}")
-                t_log, step_log, eval_seconds = now, step, 0.0
-    finally:  # the handler is only for this loop; a notebook gets its usual Ctrl-C back
-        if main_thread:
-            signal.signal(signal.SIGINT, previous_handler)
-
-    if ddp:  # a check that data parallelism did its job: every rank ends with the same weights
-        checksum = sum(p.double().sum().item() for p in model.parameters())
-        checksums = [None] * world_size
-        dist.all_gather_object(checksums, checksum)
-        log(f"ddp: parameter checksums of {world_size} ranks: {'identical' if len(set(checksums)) == 1 else 'DIFFERENT'} "
-            f"({checksum:.6f})")
-    if not master:
+@contextmanager
+def distributed(device):
+    """Under torchrun: join the other processes (nccl on GPUs, gloo on CPUs) and leave together at the end."""
+    if WORLD_SIZE == 1:
+        yield
         return
-    # ---- the best model: its loss on the whole validation split, then a sample
-    best = load_checkpoint(ckpt_path) if os.path.isfile(ckpt_path) else snapshot(step, best_val, time.time() - t0)
-    model.load_state_dict(best["model"])
-    capped = len(val_data) > hp.eval_chars + 1
-    loss = split_loss(model, val_data, config.block_size, hp.eval_chars, autocast=autocast)
-    print(f"best checkpoint: step {best['step']} ({ckpt_path}); whole validation split"
-          f"{f' (capped at --eval_chars={hp.eval_chars:,} of {len(val_data):,} characters)' if capped else ''}:")
-    print(f"final val loss {loss:.4f}")
-    print(f"total time {clock(time.time() - t0)}; a sample from the best checkpoint:")
-    write(model, "\n", chars, hp, device)
+    torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
 
+def check_replicas(model):
+    """A check that data parallelism did its job: every process ends with the same weights."""
+    if WORLD_SIZE > 1:
+        checksums = [None] * WORLD_SIZE
+        torch.distributed.all_gather_object(checksums, sum(p.double().sum().item() for p in model.parameters()))
+        log(f"ddp: parameter checksums of {WORLD_SIZE} ranks: {'identical' if len(set(checksums)) == 1 else 'DIFFER'}")
 
-def speed(seconds_per_step, tokens_per_step):
-    if seconds_per_step is None:
-        return "speed not measured yet"
-    return f"{seconds_per_step * 1000:.0f} ms/step, {tokens_per_step / seconds_per_step / 1000:.1f}k tok/s"
+def for_training(model):
+    """The module the loop calls: compiled where torch.compile works (it needs a C++ compiler, and Triton on a
+    GPU), and wrapped in DDP under torchrun. The compile's warm-up step runs on zeros under a forked RNG, so
+    a compiled run draws the same batches as an eager one."""
+    t0, device, fast = time.time(), model.lm_head.weight.device, model
+    if hp.compile:
+        try:
+            candidate = torch.compile(model)
+            x = torch.zeros(hp.batch_size // WORLD_SIZE, hp.block_size, dtype=torch.long, device=device)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast(device):
+                _, loss = candidate(x, x)
+            loss.backward()  # compiles the backward graph too, so the first timed steps are real steps
+            fast = candidate
+            log(f"compiled in {time.time() - t0:.1f} s")
+        except Exception as e:
+            log(f"torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:100]}); training "
+                "eager, which is slower (--compile=false skips the attempt)")
+        model.zero_grad(set_to_none=True)
+    if WORLD_SIZE == 1:
+        return fast
+    return torch.nn.parallel.DistributedDataParallel(fast, device_ids=[device.index] if device.type == "cuda" else None)
 
+@contextmanager
+def stop_signals():
+    """Ctrl-C (SIGINT), or SIGTERM, which clusters, containers and `timeout` send before a kill, asks the loop
+    to stop at the next step boundary, so the run still keeps its best checkpoint and reports. A second
+    signal stops at once. Python allows handlers only in the main thread; elsewhere nothing changes."""
+    stop = SimpleNamespace(requested=False)
+
+    def handler(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested, name = True, signal.Signals(signum).name
+        log(f"\ninterrupted by {name}: finishing with the best checkpoint ({name} again quits at once)")
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        yield stop
+    finally:  # the handlers are only for the loop; a notebook gets its usual Ctrl-C back
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 def clock(seconds):
     return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
+class Progress:
+    """The clock of a run (compile time counts, and a resume carries it over), when to stop, and the log
+    lines: loss, learning rate, ms per step, tokens per second, time elapsed and left."""
 
-def eta(hp, step, elapsed, progress, seconds_per_step=None):
-    """Time left: by the time budget, or by the steps left at the recent speed, whichever is sooner."""
-    left = [hp.max_time - elapsed] if hp.max_time else []
-    if seconds_per_step:
-        left.append((hp.max_iters - step) * seconds_per_step)
-    elif progress > 0:
-        left.append(elapsed * (1 - progress) / progress)
-    return f"~{clock(max(min(left), 0))} left" if left else "time left unknown"
+    def __init__(self, step, elapsed, ckpt):
+        self.t0, self.elapsed, self.ckpt = time.time() - elapsed, elapsed, ckpt
+        self.t_log, self.step_log, self.eval_seconds, self.dt = time.time(), step, 0.0, None
 
+    def is_last(self, step, stop_requested):
+        agreed = torch.tensor([time.time() - self.t0, float(stop_requested)])
+        if WORLD_SIZE > 1:  # every process takes the same schedule and stops at the same step
+            agreed = agreed.to(self.ckpt.model.lm_head.weight.device)
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+        self.elapsed, stopping = agreed.tolist()
+        return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed or stopping > 0
 
-def main(argv=None):
-    try:
-        run(sys.argv if argv is None else argv)
-    except UsageError as e:
-        if int(os.environ.get("RANK", 0)) == 0:  # under torchrun every rank fails alike; one says so
-            print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    def fraction(self, step):
+        """The fraction of the budget spent: by steps or by time, whichever is further along."""
+        return max(step / max(hp.max_iters, 1), self.elapsed / hp.max_time if hp.max_time else 0.0)
 
+    def evaluated(self, step, losses, saved, seconds):
+        self.eval_seconds += seconds
+        note = ", saved" if saved else ""
+        print(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{note} | {self.status(step)}")
+
+    def log(self, step, loss, lr):
+        loss = loss.detach().float()
+        if WORLD_SIZE > 1:  # the mean over all processes
+            torch.distributed.all_reduce(loss)
+            loss /= WORLD_SIZE
+        if not math.isfinite(loss.item()):
+            raise UsageError(f"the loss became {loss.item()} at step {step}; the best checkpoint ({hp.ckpt_path}, val "
+                             f"{self.ckpt.best_val:.4f}) is kept; try a lower --learning_rate (now {hp.learning_rate:g})")
+        now = time.time()
+        self.dt = (now - self.t_log - self.eval_seconds) / (step - self.step_log)  # evaluations left out
+        self.t_log, self.step_log, self.eval_seconds = now, step, 0.0
+        log(f"step {step}: loss {loss.item():.4f} | lr {lr:.2e} | {self.status(step)}")
+
+    def status(self, step):
+        elapsed, speed, left = time.time() - self.t0, "speed not measured yet", math.inf
+        if hp.max_time:
+            left = hp.max_time - elapsed
+        if self.dt:
+            speed = f"{self.dt * 1000:.0f} ms/step, {hp.batch_size * hp.block_size / self.dt / 1000:.1f}k tok/s"
+            left = min(left, (hp.max_iters - step) * self.dt)
+        time_left = f"~{clock(max(left, 0))} left" if left < math.inf else "time left unknown"
+        return f"{speed} | {clock(elapsed)} elapsed, {time_left}"
 
 if __name__ == "__main__":
     main()
