@@ -199,7 +199,8 @@ TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/mast
 TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes, sha256
 
 def read_text(path, download_if_missing):
-    """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare."""
+    """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare:
+    a truncated transfer, a proxy's page or a changed file is refused, and nothing is left on disk."""
     if download_if_missing and not os.path.exists(path):
         import urllib.request
         print(f"{path} not found; downloading tiny-shakespeare from {TINY_SHAKESPEARE_URL}")
@@ -209,11 +210,9 @@ def read_text(path, download_if_missing):
         except Exception as e:
             raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); download "
                              "it there by hand, or train on any text with --input=PATH") from None
-        got = (len(raw), hashlib.sha256(raw).hexdigest())
-        if got != TINY_SHAKESPEARE:  # a truncated transfer, a proxy's page or a changed file: nothing is kept
-            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({got[0]:,} bytes, sha256 "
-                             f"{got[1][:12]}…, not {TINY_SHAKESPEARE[0]:,}, {TINY_SHAKESPEARE[1][:12]}…); nothing was "
-                             "kept. Download it by hand, or train on any text with --input=PATH")
+        if (len(raw), hashlib.sha256(raw).hexdigest()) != TINY_SHAKESPEARE:
+            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, not "
+                             f"{TINY_SHAKESPEARE[0]:,} with sha256 {TINY_SHAKESPEARE[1][:12]}…); nothing was kept")
         with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
             f.write(raw)
         os.replace(f.name, path)

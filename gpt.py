@@ -342,6 +342,7 @@ def main(argv=None):
         text = read_text(hp.input, download_if_missing="input" not in overrides)
         chars = sorted(set(text))  # the vocabulary: every distinct character, in code point order
         log(f"text: {hp.input}, {len(text):,} characters, vocabulary of {len(chars)}: {show_vocab(chars)}")
+        encode, decode = tokenizer(chars)
         checkpoint = resume_checkpoint(chars, overrides) if hp.resume else None  # it sets the model's shape
         load_data(text, chars, device)
         del text
@@ -353,18 +354,16 @@ def main(argv=None):
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
             step = train(model, optimizer, ckpt, *ckpt.start)
             check_replicas(model)
-        if not MASTER:
-            return made(model, chars)
-
-        # the best model: its loss on the whole validation split, then a sample
-        best = ckpt.best()
-        model.load_state_dict(best["model"])
-        log(f"best checkpoint: step {best['step']} ({hp.ckpt_path}); {split_note()}:")
-        val_loss = split_loss(model, val_data)
-        print(f"final val loss {val_loss:.4f}")
-        print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
-        write(model, "\n", chars)
-        return made(model, chars, val_loss=val_loss, step=step)
+        result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
+        if MASTER:  # the best model: its loss on the whole validation split, then a sample
+            best = ckpt.best()
+            model.load_state_dict(best["model"])
+            result.val_loss = split_loss(model, val_data)
+            print(f"best checkpoint: step {best['step']} ({hp.ckpt_path}); over {min(len(val_data) - 1, hp.eval_chars):,} "
+                  f"of the {len(val_data):,} validation characters:\nfinal val loss {result.val_loss:.4f}")
+            print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
+            write(model, "\n", chars)
+        return result
 
 # ---- plumbing: settings, files, processes, signals and log lines, for the code above; skip it on a first read
 class UsageError(Exception):
@@ -386,27 +385,22 @@ def log(message):
     if MASTER:
         print(message)
 
-def made(model, chars, **more):
-    encode, decode = tokenizer(chars)
-    return SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, **more)
-
 def configure(argv):
-    """The device's defaults, then the overrides, checked. A notebook kernel's own argv is not for this script."""
+    """The device's defaults, the paths beside this file, then the overrides, checked. A notebook kernel's own
+    arguments (-f kernel.json) are never meant for this script."""
     argv = (sys.argv[:1] if "ipykernel" in sys.modules else sys.argv) if argv is None else argv
     if "-h" in argv or "--help" in argv:
         print_help(argv[0])
         sys.exit(0)
     overrides = dict(parse_arg(arg) for arg in argv[1:])
     device = pick_device(overrides.get("device", "auto"))
-    settings = Hyperparameters()
-    if device.startswith("cuda"):
-        settings = replace(settings, **{f.name: f.metadata["cuda"] for f in fields(settings) if "cuda" in f.metadata})
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    settings = replace(settings, **overrides)
-    check(settings)
+    cuda = {f.name: f.metadata["cuda"] for f in fields(Hyperparameters) if "cuda" in f.metadata}
     here = os.path.dirname(os.path.abspath(globals().get("__file__", "gpt.py")))  # a notebook has no __file__
-    paths = {key: os.path.join(here, getattr(settings, key)) for key in ("input", "ckpt_path") if key not in overrides}
-    return replace(settings, **paths), device, overrides
+    paths = {"input": os.path.join(here, Hyperparameters.input), "ckpt_path": os.path.join(here, Hyperparameters.ckpt_path)}
+    settings = Hyperparameters(**{**(cuda if device.startswith("cuda") else {}), **paths, **overrides})
+    check(settings)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # TF32 matmuls on a GPU
+    return settings, device, overrides
 
 def parse_arg(arg):
     """--name=value (a bare --flag is a true bool) → (name, value of the default's type); 1e4 is an int, 2.5 not."""
@@ -415,10 +409,10 @@ def parse_arg(arg):
     if not arg.startswith("--") or name not in kinds:
         raise UsageError(f"unknown argument {arg!r}: settings take the form --name=value, with a name among "
                          f"{', '.join(kinds)} (--help says what each means)")
-    kind, booleans = kinds[name], {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    kind = kinds[name]
     try:
         if kind is bool:
-            return name, booleans[text.lower() if has_value else "true"]
+            return name, {"true": True, "1": True, "false": False, "0": False}[text.lower() if has_value else "true"]
         return name, int(float(text)) if kind is int and float(text).is_integer() else kind(text)
     except (KeyError, ValueError):
         example = getattr(Hyperparameters(), name)
@@ -434,21 +428,16 @@ def print_help(program):
         print(f"  --{f.name}={f.default!r}{cuda}\n        {meanings.get(f.name, '')}")
 
 POSITIVE = ("batch_size", "block_size", "n_embd", "n_head", "n_layer", "eval_interval", "eval_iters",
-            "log_interval", "eval_chars")  # the other numbers may be 0
+            "log_interval")  # the other numbers may be 0
 
 def check(s):
     """Settings that would fail later, or silently do the wrong thing, are refused here."""
     for f in fields(s):
-        value = getattr(s, f.name)
-        if f.type is float and not math.isfinite(value):
-            raise UsageError(f"--{f.name} must be a finite number, not {value}")
-        if f.type in (int, float) and value < (1 if f.name in POSITIVE else 0):
-            raise UsageError(f"--{f.name} must be {'positive' if f.name in POSITIVE else '>= 0'}, not {value}")
-    if s.dropout >= 1:
-        raise UsageError(f"--dropout must be below 1, not {s.dropout}")
-    if s.eval_chars <= s.block_size:
-        raise UsageError(f"--eval_chars={s.eval_chars} must exceed --block_size={s.block_size}: the final loss "
-                         "reads whole windows")
+        value, least = getattr(s, f.name), 1 if f.name in POSITIVE else 0
+        if f.type in (int, float) and not (math.isfinite(value) and value >= least):
+            raise UsageError(f"--{f.name} must be a finite number >= {least}, not {value}")
+    if s.dropout >= 1 or s.eval_chars <= s.block_size:
+        raise UsageError(f"--dropout must be below 1 (not {s.dropout}), and --eval_chars above --block_size")
     if s.n_embd % s.n_head or (s.n_embd // s.n_head) % 2:
         raise UsageError(f"--n_embd={s.n_embd} must split into --n_head={s.n_head} heads of an even width "
                          f"(rotary embeddings turn pairs of numbers); e.g. --n_embd={s.n_head * 32}")
@@ -457,15 +446,15 @@ def check(s):
 
 def pick_device(name):
     """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its LOCAL_RANK's GPU."""
-    usable = [d for d, ok in (("cuda", torch.cuda.is_available()), ("mps", torch.backends.mps.is_available()),
-                              ("cpu", True)) if ok]
+    found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    usable = [d for d in found if found[d]]
     name = usable[0] if name == "auto" else name
     if name.split(":")[0] not in usable:
         raise UsageError(f"--device={name} is not available on this machine; usable here: auto, {', '.join(usable)}")
-    if WORLD_SIZE > 1 and name.startswith("cuda:"):
-        raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; use "
-                         "--device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
-    if WORLD_SIZE > 1 and name == "cuda":
+    if WORLD_SIZE > 1 and name.startswith("cuda"):
+        if name != "cuda":
+            raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; use "
+                             "--device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
         name = f"cuda:{LOCAL_RANK}"
         torch.cuda.set_device(name)
     return name
@@ -480,7 +469,8 @@ TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/mast
 TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes, sha256
 
 def read_text(path, download_if_missing):
-    """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare."""
+    """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare:
+    a truncated transfer, a proxy's page or a changed file is refused, and nothing is left on disk."""
     if download_if_missing and not os.path.exists(path):
         import urllib.request
         print(f"{path} not found; downloading tiny-shakespeare from {TINY_SHAKESPEARE_URL}")
@@ -490,11 +480,9 @@ def read_text(path, download_if_missing):
         except Exception as e:
             raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); download "
                              "it there by hand, or train on any text with --input=PATH") from None
-        got = (len(raw), hashlib.sha256(raw).hexdigest())
-        if got != TINY_SHAKESPEARE:  # a truncated transfer, a proxy's page or a changed file: nothing is kept
-            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({got[0]:,} bytes, sha256 "
-                             f"{got[1][:12]}…, not {TINY_SHAKESPEARE[0]:,}, {TINY_SHAKESPEARE[1][:12]}…); nothing was "
-                             "kept. Download it by hand, or train on any text with --input=PATH")
+        if (len(raw), hashlib.sha256(raw).hexdigest()) != TINY_SHAKESPEARE:
+            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, not "
+                             f"{TINY_SHAKESPEARE[0]:,} with sha256 {TINY_SHAKESPEARE[1][:12]}…); nothing was kept")
         with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
             f.write(raw)
         os.replace(f.name, path)
@@ -541,11 +529,6 @@ def split_loss(model, data, rows=64):
     model.train(was_training)
     return total.item() / n
 
-def split_note():
-    if len(val_data) <= hp.eval_chars + 1:
-        return "whole validation split"
-    return f"validation split, capped at --eval_chars={hp.eval_chars:,} of {len(val_data):,} characters"
-
 def show_vocab(chars, limit=100):
     s = "".join(chars)
     return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s) - limit} more)"
@@ -554,18 +537,12 @@ def describe(device, overrides, model):
     why = "small default for a CPU (the lecture's model needs ~17 h on 2 cores)"
     if device.startswith("cuda"):
         why = "the lecture's model, " + ("bf16" if isinstance(autocast(torch.device(device)), torch.autocast) else "fp32")
-    if overrides:
-        why += "; overridden: " + ", ".join(sorted(overrides))
-    c, n_params = model.config, sum(p.numel() for p in model.parameters())
-    log(f"device {device}; {why}\nmodel: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block "
-        f"{c.block_size}, dropout {c.dropout}: {n_params / 1e6:.2f}M parameters")
-    plan = f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
-    if WORLD_SIZE > 1:
-        plan += f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
-    plan += f"; {hp.max_iters:,} steps"
-    if hp.max_time:
-        plan += f" or {hp.max_time:g} s, whichever ends first"
-    log(plan)
+    c, share = model.config, f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
+    log(f"device {device}; {why}; overridden: {', '.join(sorted(overrides)) or 'nothing'}\nmodel: {c.n_layer} "
+        f"layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, dropout {c.dropout}: "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters\nbatch: {hp.batch_size} x "
+        f"{hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step{share if WORLD_SIZE > 1 else ''}; "
+        f"{hp.max_iters:,} steps" + (f" or {hp.max_time:g} s, whichever ends first" if hp.max_time else ""))
 
 KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # what this script saves
 SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps the checkpoint's
@@ -599,7 +576,8 @@ def sample_checkpoint(device):
     model = load_state(GPT(GPTConfig(**checkpoint["config"])).to(device), checkpoint["model"])
     if MASTER:  # under torchrun the text is written once
         write(model, hp.prompt or "\n", checkpoint["chars"])
-    return made(model, checkpoint["chars"])
+    return SimpleNamespace(model=model, chars=checkpoint["chars"], **dict(zip(("encode", "decode"),
+                                                                             tokenizer(checkpoint["chars"]))))
 
 def resume_checkpoint(chars, overrides):
     """The checkpoint to continue. Its model's shape becomes the run's (get_batch and the rotary tables
@@ -612,9 +590,8 @@ def resume_checkpoint(chars, overrides):
                          f"missing: {''.join(sorted(gone))!r}); resume on the text it was trained on")
     shape = {key: checkpoint["config"][key] for key in SHAPE}
     ignored = [f"--{key}={overrides[key]}" for key in SHAPE if overrides.get(key, shape[key]) != shape[key]]
-    if ignored:
-        log(f"resuming keeps the checkpoint's shape ({shape}), not {' '.join(ignored)}")
-    log(f"resuming {hp.ckpt_path}: step {checkpoint['step']}, best val loss {checkpoint['best_val_loss']:.4f}")
+    log(f"resuming {hp.ckpt_path}: step {checkpoint['step']}, best val loss {checkpoint['best_val_loss']:.4f}"
+        + (f"; it keeps the checkpoint's shape, not {' '.join(ignored)}" if ignored else ""))
     hp = replace(hp, **shape)
     return checkpoint
 
@@ -641,12 +618,11 @@ class Checkpoint:
     another running one's) is never overwritten: it is first renamed to the next free name (gpt.1.pt, ...)."""
 
     def __init__(self, path, model, optimizer, chars, resumed):
-        if os.path.isdir(path):
-            raise UsageError(f"--ckpt_path={path} is a folder; it must name a file")
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"cannot make the folder of --ckpt_path={path} ({e.strerror})") from None
+            assert not os.path.isdir(path), "it is a folder"
+        except (OSError, AssertionError) as e:
+            raise UsageError(f"--ckpt_path={path} cannot be written ({getattr(e, 'strerror', None) or e})") from None
         self.path, self.model, self.optimizer, self.chars = path, model, optimizer, chars
         self.best_val, self.mine, self.start = float("inf"), None, (0, 0.0)
         if resumed:  # the weights, the optimiser, the step and the clock go on, and so does the file
@@ -658,10 +634,8 @@ class Checkpoint:
     def save_if_best(self, step, val, elapsed):
         if not val < self.best_val:  # a worse (or NaN) estimate never overwrites a better checkpoint
             return False
-        self.best_val = val
+        self.best_val, n, (stem, ext) = val, 1, os.path.splitext(self.path)
         if identity(self.path) not in (None, self.mine):
-            stem, ext = os.path.splitext(self.path)
-            n = 1
             while os.path.exists(f"{stem}.{n}{ext}"):
                 n += 1
             os.rename(self.path, f"{stem}.{n}{ext}")
@@ -681,14 +655,13 @@ class Checkpoint:
 @contextmanager
 def distributed(device):
     """Under torchrun: join the other processes (nccl on GPUs, gloo on CPUs) and leave together at the end."""
-    if WORLD_SIZE == 1:
-        yield
-        return
-    torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if WORLD_SIZE > 1:
+        torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     try:
         yield
     finally:
-        torch.distributed.destroy_process_group()
+        if WORLD_SIZE > 1:
+            torch.distributed.destroy_process_group()
 
 def check_replicas(model):
     """A check that data parallelism did its job: every process ends with the same weights."""
