@@ -55,7 +55,7 @@ def load_data(text, chars, device):
     n = int(0.9 * len(data))
     if min(n, len(data) - n) <= hp.block_size + 1:
         raise UsageError(f"the text is too short for --block_size={hp.block_size}: {len(data):,} characters "
-                         f"give splits of {n:,} and {len(data) - n:,}; each needs more than {hp.block_size + 1}")
+                         f"give splits of {n:,} and {len(data) - n:,}; each needs over {hp.block_size + 1}")
     train_data, val_data = data[:n].to(device), data[n:].to(device)
 
 def get_batch(split, batch_size, generator=None):
@@ -65,6 +65,7 @@ def get_batch(split, batch_size, generator=None):
     B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window of T + 1 ends at len
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
+    # the splits are stored as small integers (uint8 for 65 characters); embeddings take long
     windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)].long()  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
@@ -158,7 +159,8 @@ def one_line_errors():
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
-DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(globals().get("__file__", "bigram.py"))), "input.txt")
+HERE = os.path.dirname(os.path.abspath(globals().get("__file__", "bigram.py")))  # a notebook has no __file__
+DEFAULT_INPUT = os.path.join(HERE, "input.txt")
 
 def configure(argv):
     """The defaults, then the overrides, checked. A notebook kernel's own argv is not for this script."""
@@ -168,8 +170,9 @@ def configure(argv):
         sys.exit(0)
     settings = replace(Hyperparameters(input=DEFAULT_INPUT), **dict(parse_arg(arg) for arg in argv[1:]))
     for f in fields(settings):
-        if f.type is int and getattr(settings, f.name) < (0 if f.name in ("max_iters", "max_new_tokens") else 1):
-            raise UsageError(f"--{f.name} must be positive, not {getattr(settings, f.name)}")
+        least = 0 if f.name in ("max_iters", "max_new_tokens", "seed") else 1
+        if f.type is int and getattr(settings, f.name) < least:
+            raise UsageError(f"--{f.name} must be at least {least}, not {getattr(settings, f.name)}")
     if not settings.learning_rate >= 0:
         raise UsageError(f"--learning_rate must be >= 0, not {settings.learning_rate}")
     return settings
@@ -181,11 +184,14 @@ def parse_arg(arg):
     if not arg.startswith("--") or name not in kinds:
         raise UsageError(f"unknown argument {arg!r}: settings take the form --name=value, with a name among "
                          f"{', '.join(kinds)} (--help says what each means)")
+    kind = kinds[name]
     try:
-        return name, int(float(text)) if kinds[name] is int and float(text).is_integer() else kinds[name](text)
+        if kind is int and not text.lstrip("+-").replace("_", "").isdigit() and float(text).is_integer():
+            text = str(int(float(text)))  # 1e4 is 10000; 2.5 stays an error
+        return name, kind(text)
     except ValueError:
-        example = getattr(Hyperparameters(), name)
-        raise UsageError(f"--{name} takes {kinds[name].__name__} values (like --{name}={example}), not {text!r}") from None
+        message = f"--{name} takes {kind.__name__} values (like --{name}={getattr(Hyperparameters(), name)})"
+        raise UsageError(f"{message}, not {text!r}") from None
 
 def print_help(program):
     """Every setting with its default and its meaning, read from the comments of Hyperparameters."""
@@ -195,8 +201,9 @@ def print_help(program):
     for f in fields(Hyperparameters):
         print(f"  --{f.name}={f.default!r}\n        {meanings.get(f.name, '')}")
 
-TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes, sha256
+TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                        "tinyshakespeare/input.txt")
+TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes
 
 def read_text(path, download_if_missing):
     """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare:
@@ -208,11 +215,12 @@ def read_text(path, download_if_missing):
             with urllib.request.urlopen(TINY_SHAKESPEARE_URL, timeout=60) as response:
                 raw = response.read()
         except Exception as e:
-            raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); download "
-                             "it there by hand, or train on any text with --input=PATH") from None
+            raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); "
+                             "download it there by hand, or train on any text with --input=PATH") from None
         if (len(raw), hashlib.sha256(raw).hexdigest()) != TINY_SHAKESPEARE:
-            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, not "
-                             f"{TINY_SHAKESPEARE[0]:,} with sha256 {TINY_SHAKESPEARE[1][:12]}…); nothing was kept")
+            size, sha = TINY_SHAKESPEARE
+            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, "
+                             f"not {size:,} with sha256 {sha[:12]}…); nothing was kept")
         with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
             f.write(raw)
         os.replace(f.name, path)
@@ -238,7 +246,8 @@ def encode_tensor(text, chars):
     lut[torch.tensor([ord(c) for c in chars])] = torch.arange(len(chars)).to(dtype)
     data = torch.empty(len(text), dtype=dtype)
     for i in range(0, len(text), 1 << 24):
-        code_points = torch.frombuffer(bytearray(text[i:i + (1 << 24)].encode("utf-32-le")), dtype=torch.int32)
+        piece = bytearray(text[i:i + (1 << 24)].encode("utf-32-le"))
+        code_points = torch.frombuffer(piece, dtype=torch.int32)
         data[i:i + len(code_points)] = lut[code_points]
     return data
 

@@ -2,7 +2,9 @@
 gpt.py: a character-level GPT, written from scratch in one file, trained on tiny-shakespeare. It follows
 Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT: each character is
 a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
-connections and LayerNorm) learns to predict the next one. bigram.py is the baseline it improves on.
+connections and LayerNorm) learns to predict the next one. bigram.py is the baseline it improves on. Where
+it departs from the lecture, a measurement chose it (README): rotary positions, QK-norm, ReLU², no biases,
+zero-initialised output projections, and a warmup-stable-decay learning rate.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
     python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
@@ -31,7 +33,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 # ----------------------------------------------------------------------------- hyperparameters
-def by_device(cpu, cuda):
+def by_device(cpu, cuda):  # a helper for the table below: one default per kind of device
     """A default for each kind of device. A CUDA GPU trains the lecture's model. A CPU (or Apple's mps) trains
     a small one within a time budget, since the lecture's would need ~17 hours on 2 CPU cores."""
     return field(default=cpu, metadata={"cuda": cuda})
@@ -39,21 +41,22 @@ def by_device(cpu, cuda):
 @dataclass
 class Hyperparameters:
     # the model and its training, for each kind of device: edit the value for yours
-    batch_size: int = by_device(cpu=32, cuda=64)          # sequences per optimiser step, all processes together
+    batch_size: int = by_device(cpu=32, cuda=64)          # sequences per optimiser step, all processes
     block_size: int = by_device(cpu=128, cuda=256)        # context length: how many characters the model sees
     n_layer: int = by_device(cpu=4, cuda=6)               # transformer blocks
-    n_head: int = by_device(cpu=4, cuda=6)                # attention heads per block, each n_embd // n_head wide
+    n_head: int = by_device(cpu=4, cuda=6)                # attention heads per block (n_embd // n_head wide)
     n_embd: int = by_device(cpu=128, cuda=384)            # width of the residual stream
     dropout: float = by_device(cpu=0.0, cuda=0.2)         # on embeddings, attention and residual branches
     learning_rate: float = by_device(cpu=2e-3, cuda=1e-3) # peak learning rate, reached after the warmup
     min_lr: float = by_device(cpu=2e-4, cuda=1e-4)        # the learning rate at the end of the budget
     max_iters: int = by_device(cpu=100_000, cuda=5000)    # optimiser steps at most
-    max_time: float = by_device(cpu=265.0, cuda=0.0)      # seconds of training at most, compile included (0: none)
-    eval_interval: int = by_device(cpu=500, cuda=250)     # steps between train/val estimates, and the last step
+    max_time: float = by_device(cpu=265.0, cuda=0.0)      # training seconds, compile and evaluations included
+    eval_interval: int = by_device(cpu=500, cuda=250)     # steps between train/val estimates (and the last)
     eval_iters: int = by_device(cpu=20, cuda=50)          # batches per estimate: it only tracks progress
     log_interval: int = by_device(cpu=100, cuda=50)       # steps between progress lines
     # the same on every device
     warmup_iters: int = 100     # steps of linear warmup from 0
+    cooldown_frac: float = 0.5  # the last part of the budget, in which the learning rate decays to min_lr
     weight_decay: float = 0.1   # AdamW decay, on matrices only
     grad_clip: float = 1.0      # clip the gradient norm to this (0: off)
     device: str = "auto"        # auto picks cuda, then mps, then cpu
@@ -71,10 +74,6 @@ class Hyperparameters:
 
 hp = Hyperparameters()  # the run's settings: main() sets them for the device and from the command line
 train_data = val_data = None  # the two splits as tensors of character ids: main() loads them
-# torchrun starts one process per GPU (or per share of a CPU) and tells each its place; a plain run is 1 of 1
-RANK, LOCAL_RANK = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-WORLD_SIZE = int(os.environ.get("WORLD_SIZE", 1))
-MASTER = RANK == 0  # the process that evaluates, saves, prints and writes
 
 # ----------------------------------------------------------------------------- data
 def tokenizer(chars):
@@ -93,7 +92,7 @@ def load_data(text, chars, device):
     n = int(0.9 * len(data))
     if min(n, len(data) - n) <= hp.block_size + 1:
         raise UsageError(f"the text is too short for --block_size={hp.block_size}: {len(data):,} characters "
-                         f"give splits of {n:,} and {len(data) - n:,}; each needs more than {hp.block_size + 1}")
+                         f"give splits of {n:,} and {len(data) - n:,}; each needs over {hp.block_size + 1}")
     train_data, val_data = data[:n].to(device), data[n:].to(device)
 
 def get_batch(split, batch_size, generator=None):
@@ -103,6 +102,7 @@ def get_batch(split, batch_size, generator=None):
     B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window of T + 1 ends at len
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
+    # the splits are stored as small integers (uint8 for 65 characters); embeddings take long
     windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)].long()  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
@@ -138,7 +138,7 @@ def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
     q, k, v: (B, nh, T, hs). A test checks that the two agree."""
     T, hs = q.size(-2), q.size(-1)
-    wei = q @ k.transpose(-2, -1) * hs**-0.5  # (B, nh, T, T); scaled by the head size, not C, keeps softmax soft
+    wei = q @ k.transpose(-2, -1) * hs**-0.5  # (B, nh, T, T); 1/sqrt(head size), not C: softmax stays soft
     tril = torch.tril(torch.ones(T, T, dtype=torch.bool, device=q.device))
     wei = wei.masked_fill(~tril, float("-inf"))  # a token sees itself and its past, never its future
     wei = F.softmax(wei, dim=-1)  # (B, nh, T, T), each row sums to 1
@@ -151,8 +151,9 @@ def rotary_tables(block_size, head_size, base=10000.0):
     return angles.cos(), angles.sin()
 
 def apply_rotary(x, cos, sin):
-    """Rotary position embedding: turn each pair of channels of q or k by an angle that grows with the
-    position, so q·k depends on how far apart two tokens are. x: (B, nh, T, hs); cos, sin: (T, hs/2)."""
+    """Rotary position embedding: turn each pair of channels of q or k (channel i with channel i + hs/2) by
+    an angle that grows with the position, so q·k depends on how far apart two tokens are.
+    x: (B, nh, T, hs); cos, sin: (T, hs/2)."""
     x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, nh, T, hs)
 
@@ -169,9 +170,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, cos, sin):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        hs = C // self.n_head  # head size
+        q, k, v = (t.view(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         # QK-norm: unit-RMS queries and keys bound the attention logits, so a high learning rate trains stably
-        q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         # flash attention on a GPU; the same numbers as attention_reference(q, k, v)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
@@ -207,6 +209,8 @@ class Block(nn.Module):
         return x + self.ffwd(self.ln2(x))  # (B, T, C)
 
 class GPT(nn.Module):
+    """The lecture's BigramLanguageModel grown into a GPT: embeddings, n_layer blocks, a final LayerNorm and
+    a linear head that scores every character of the vocabulary as the next one."""
 
     def __init__(self, config):
         super().__init__()
@@ -217,16 +221,18 @@ class GPT(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config.n_embd, config.n_head, config.dropout) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config.n_embd, config.n_head, config.dropout)
+                                    for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # N(0, 0.02) makes the first logits near zero, so the loss starts at ln(vocab_size): every
-        # character equally likely. Residual projections shrink by 1/sqrt(2 * n_layer) so the stream's
-        # variance does not grow with depth (GPT-2).
+        # N(0, 0.02) makes the first logits near zero, so the loss starts at ln(vocab_size): every character
+        # equally likely. The projections back into the residual stream start at zero, so each block starts as
+        # the identity and depth cannot inflate the stream (modded-nanogpt; -0.015 at 400 steps, README)
         for name, p in self.named_parameters():
-            if p.dim() == 2:
-                std = 0.02 / math.sqrt(2 * config.n_layer) if name.endswith("c_proj.weight") else 0.02
-                nn.init.normal_(p, mean=0.0, std=std)
+            if name.endswith("c_proj.weight"):
+                nn.init.zeros_(p)
+            elif p.dim() == 2:
+                nn.init.normal_(p, mean=0.0, std=0.02)
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
@@ -237,6 +243,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         if targets is None:
             return logits, None
+        # in fp32 even under bf16 autocast; targets may be a slice of a bigger tensor, hence reshape
         loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
         return logits, loss
 
@@ -271,19 +278,21 @@ def make_optimizer(model):
                              lr=hp.learning_rate, betas=(0.9, 0.95), fused=decay[0].is_cuda)
 
 def get_lr(step, progress):
-    """Linear warmup, then a cosine from learning_rate down to min_lr. progress is the fraction of the budget
-    spent, by steps or by time, whichever is further along, so a time budget gets the whole cosine."""
+    """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr over the last
+    cooldown_frac of the budget (-0.027 against a cosine at 400 steps, README). progress is the fraction of
+    the budget spent, by steps or by time, whichever is further along, so a time budget gets all of it."""
     if step < hp.warmup_iters:
         return hp.learning_rate * (step + 1) / hp.warmup_iters
-    return hp.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (hp.learning_rate - hp.min_lr)
+    cooldown = min(max((progress - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
+    return hp.learning_rate + cooldown * (hp.min_lr - hp.learning_rate)
 
 # ----------------------------------------------------------------------------- train
 def train(model, optimizer, ckpt, step, elapsed):
     """The lecture's loop: each step draws a batch, computes the loss, backpropagates and updates. Every
     eval_interval steps, and at the last one, rank 0 estimates both losses and keeps the best model.
     It stops after max_iters steps or max_time seconds, or at a step boundary after Ctrl-C or SIGTERM."""
+    progress = Progress(step, elapsed, ckpt)  # the clock (compiling counts), log lines, stop (plumbing)
     train_model = for_training(model)  # torch.compile, and DDP under torchrun (plumbing)
-    progress = Progress(step, elapsed, ckpt)  # the clock, the log lines and when to stop (plumbing)
     with stop_signals() as stop:  # Ctrl-C or SIGTERM: finish at the next step boundary (plumbing)
         while True:
             last = progress.is_last(step, stop.requested)  # every rank agrees, so none waits forever
@@ -309,15 +318,11 @@ def train(model, optimizer, ckpt, step, elapsed):
             step += 1
 
             if step % hp.log_interval == 0:
-                progress.log(step, loss, lr)  # the step's only wait for the device; a NaN loss stops here
+                progress.log(step, loss, lr)  # reads the loss from the device; a NaN loss stops the run
 
 # ----------------------------------------------------------------------------- sample
 def write(model, prompt, chars):
     """Stream max_new_tokens characters after the prompt to stdout, each as soon as it is sampled."""
-    unknown = sorted(set(prompt) - set(chars))
-    if unknown:
-        raise UsageError(f"the prompt has characters the model never saw: {''.join(unknown)!r}; "
-                         f"it knows {show_vocab(chars)}")
     encode, decode = tokenizer(chars)
     torch.manual_seed(hp.seed)  # the same seed writes the same text
     idx = torch.tensor([encode(prompt)], dtype=torch.long, device=model.lm_head.weight.device)  # (1, T)
@@ -343,11 +348,13 @@ def main(argv=None):
         chars = sorted(set(text))  # the vocabulary: every distinct character, in code point order
         log(f"text: {hp.input}, {len(text):,} characters, vocabulary of {len(chars)}: {show_vocab(chars)}")
         encode, decode = tokenizer(chars)
+        prompt = sample_prompt(chars)  # what the sample at the end continues, checked now (plumbing)
         checkpoint = resume_checkpoint(chars, overrides) if hp.resume else None  # it sets the model's shape
         load_data(text, chars, device)
         del text
 
-        model = GPT(GPTConfig(len(chars), hp.block_size, hp.n_layer, hp.n_head, hp.n_embd, hp.dropout)).to(device)
+        config = GPTConfig(len(chars), hp.block_size, hp.n_layer, hp.n_head, hp.n_embd, hp.dropout)
+        model = GPT(config).to(device)
         optimizer = make_optimizer(model)
         ckpt = Checkpoint(hp.ckpt_path, model, optimizer, chars, checkpoint)  # restores a resumed run's state
         describe(device, overrides, model)
@@ -356,16 +363,22 @@ def main(argv=None):
             check_replicas(model)
         result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
         if MASTER:  # the best model: its loss on the whole validation split, then a sample
-            best = ckpt.best()
+            best = ckpt.best() or {"model": model.state_dict(), "step": step}  # None if no evaluation saved
             model.load_state_dict(best["model"])
             result.val_loss = split_loss(model, val_data)
-            print(f"best checkpoint: step {best['step']} ({hp.ckpt_path}); over {min(len(val_data) - 1, hp.eval_chars):,} "
-                  f"of the {len(val_data):,} validation characters:\nfinal val loss {result.val_loss:.4f}")
+            note = f", its first {hp.eval_chars:,} characters" if len(val_data) > hp.eval_chars + 1 else ""
+            print(f"best checkpoint: step {best['step']} ({hp.ckpt_path}); on the validation split{note}:")
+            print(f"final val loss {result.val_loss:.4f}")
             print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
-            write(model, "\n", chars)
+            write(model, prompt, chars)
         return result
 
-# ---- plumbing: settings, files, processes, signals and log lines, for the code above; skip it on a first read
+# ---- plumbing: settings, files, processes, signals and log lines; skip it on a first read
+# torchrun starts one process per GPU (or per share of a CPU) and tells each its place; a plain run is 1 of 1
+RANK, LOCAL_RANK = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+WORLD_SIZE = int(os.environ.get("WORLD_SIZE", 1))
+MASTER = RANK == 0  # the process that evaluates, saves, prints and writes
+
 class UsageError(Exception):
     """A bad input or setting: reported as one line on stderr with exit status 2, never a traceback."""
 
@@ -389,6 +402,8 @@ def configure(argv):
     """The device's defaults, the paths beside this file, then the overrides, checked. A notebook kernel's own
     arguments (-f kernel.json) are never meant for this script."""
     argv = (sys.argv[:1] if "ipykernel" in sys.modules else sys.argv) if argv is None else argv
+    if argv and argv[0].startswith("-"):  # main(["--max_iters=5"]), with no program name
+        argv = ["gpt.py", *argv]
     if "-h" in argv or "--help" in argv:
         print_help(argv[0])
         sys.exit(0)
@@ -396,14 +411,14 @@ def configure(argv):
     device = pick_device(overrides.get("device", "auto"))
     cuda = {f.name: f.metadata["cuda"] for f in fields(Hyperparameters) if "cuda" in f.metadata}
     here = os.path.dirname(os.path.abspath(globals().get("__file__", "gpt.py")))  # a notebook has no __file__
-    paths = {"input": os.path.join(here, Hyperparameters.input), "ckpt_path": os.path.join(here, Hyperparameters.ckpt_path)}
+    paths = {key: os.path.join(here, getattr(Hyperparameters, key)) for key in ("input", "ckpt_path")}
     settings = Hyperparameters(**{**(cuda if device.startswith("cuda") else {}), **paths, **overrides})
     check(settings)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # TF32 matmuls on a GPU
     return settings, device, overrides
 
 def parse_arg(arg):
-    """--name=value (a bare --flag is a true bool) → (name, value of the default's type); 1e4 is an int, 2.5 not."""
+    """--name=value (a bare --flag is a true bool) → (name, value of the default's type)."""
     kinds = {f.name: f.type for f in fields(Hyperparameters)}
     name, has_value, text = arg[2:].partition("=")
     if not arg.startswith("--") or name not in kinds:
@@ -412,11 +427,15 @@ def parse_arg(arg):
     kind = kinds[name]
     try:
         if kind is bool:
-            return name, {"true": True, "1": True, "false": False, "0": False}[text.lower() if has_value else "true"]
-        return name, int(float(text)) if kind is int and float(text).is_integer() else kind(text)
+            value = text.lower() if has_value else "true"
+            return name, {"true": True, "1": True, "false": False, "0": False}[value]
+        if kind is int and not text.lstrip("+-").replace("_", "").isdigit() and float(text).is_integer():
+            text = str(int(float(text)))  # 1e4 is 10000; 2.5 stays an error
+        return name, kind(text)
     except (KeyError, ValueError):
         example = getattr(Hyperparameters(), name)
-        raise UsageError(f"--{name} takes {kind.__name__} values (like --{name}={example}), not {text!r}") from None
+        message = f"--{name} takes {kind.__name__} values (like --{name}={example}), not {text!r}"
+        raise UsageError(message) from None
 
 def print_help(program):
     """Every setting with its default and its meaning, read from the comments of Hyperparameters."""
@@ -436,8 +455,12 @@ def check(s):
         value, least = getattr(s, f.name), 1 if f.name in POSITIVE else 0
         if f.type in (int, float) and not (math.isfinite(value) and value >= least):
             raise UsageError(f"--{f.name} must be a finite number >= {least}, not {value}")
-    if s.dropout >= 1 or s.eval_chars <= s.block_size:
-        raise UsageError(f"--dropout must be below 1 (not {s.dropout}), and --eval_chars above --block_size")
+    if s.dropout >= 1:
+        raise UsageError(f"--dropout must be below 1, not {s.dropout}")
+    if not 0 < s.cooldown_frac <= 1:
+        raise UsageError(f"--cooldown_frac must be in (0, 1], not {s.cooldown_frac}")
+    if s.eval_chars <= s.block_size:
+        raise UsageError(f"--eval_chars={s.eval_chars} must exceed --block_size={s.block_size}")
     if s.n_embd % s.n_head or (s.n_embd // s.n_head) % 2:
         raise UsageError(f"--n_embd={s.n_embd} must split into --n_head={s.n_head} heads of an even width "
                          f"(rotary embeddings turn pairs of numbers); e.g. --n_embd={s.n_head * 32}")
@@ -445,16 +468,16 @@ def check(s):
         raise UsageError(f"--batch_size={s.batch_size} must divide evenly over {WORLD_SIZE} processes")
 
 def pick_device(name):
-    """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its LOCAL_RANK's GPU."""
+    """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its own GPU."""
     found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     usable = [d for d in found if found[d]]
     name = usable[0] if name == "auto" else name
     if name.split(":")[0] not in usable:
-        raise UsageError(f"--device={name} is not available on this machine; usable here: auto, {', '.join(usable)}")
+        raise UsageError(f"--device={name} is not available here; usable: auto, {', '.join(usable)}")
     if WORLD_SIZE > 1 and name.startswith("cuda"):
         if name != "cuda":
-            raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; use "
-                             "--device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
+            raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; "
+                             "use --device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
         name = f"cuda:{LOCAL_RANK}"
         torch.cuda.set_device(name)
     return name
@@ -465,8 +488,9 @@ def autocast(device):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
-TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes, sha256
+TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                        "tinyshakespeare/input.txt")
+TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes
 
 def read_text(path, download_if_missing):
     """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare:
@@ -478,11 +502,12 @@ def read_text(path, download_if_missing):
             with urllib.request.urlopen(TINY_SHAKESPEARE_URL, timeout=60) as response:
                 raw = response.read()
         except Exception as e:
-            raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); download "
-                             "it there by hand, or train on any text with --input=PATH") from None
+            raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); "
+                             "download it there by hand, or train on any text with --input=PATH") from None
         if (len(raw), hashlib.sha256(raw).hexdigest()) != TINY_SHAKESPEARE:
-            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, not "
-                             f"{TINY_SHAKESPEARE[0]:,} with sha256 {TINY_SHAKESPEARE[1][:12]}…); nothing was kept")
+            size, sha = TINY_SHAKESPEARE
+            raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, "
+                             f"not {size:,} with sha256 {sha[:12]}…); nothing was kept")
         with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
             f.write(raw)
         os.replace(f.name, path)
@@ -508,7 +533,8 @@ def encode_tensor(text, chars):
     lut[torch.tensor([ord(c) for c in chars])] = torch.arange(len(chars)).to(dtype)
     data = torch.empty(len(text), dtype=dtype)
     for i in range(0, len(text), 1 << 24):
-        code_points = torch.frombuffer(bytearray(text[i:i + (1 << 24)].encode("utf-32-le")), dtype=torch.int32)
+        piece = bytearray(text[i:i + (1 << 24)].encode("utf-32-le"))
+        code_points = torch.frombuffer(piece, dtype=torch.int32)
         data[i:i + len(code_points)] = lut[code_points]
     return data
 
@@ -534,15 +560,20 @@ def show_vocab(chars, limit=100):
     return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s) - limit} more)"
 
 def describe(device, overrides, model):
+    c, n_params = model.config, sum(p.numel() for p in model.parameters())
     why = "small default for a CPU (the lecture's model needs ~17 h on 2 cores)"
     if device.startswith("cuda"):
-        why = "the lecture's model, " + ("bf16" if isinstance(autocast(torch.device(device)), torch.autocast) else "fp32")
-    c, share = model.config, f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
-    log(f"device {device}; {why}; overridden: {', '.join(sorted(overrides)) or 'nothing'}\nmodel: {c.n_layer} "
-        f"layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, dropout {c.dropout}: "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters\nbatch: {hp.batch_size} x "
-        f"{hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step{share if WORLD_SIZE > 1 else ''}; "
-        f"{hp.max_iters:,} steps" + (f" or {hp.max_time:g} s, whichever ends first" if hp.max_time else ""))
+        why = f"the lecture's model; bf16: {torch.cuda.is_bf16_supported(including_emulation=False)}"
+    log(f"device {device}; {why}; overridden: {', '.join(sorted(overrides)) or 'nothing'}")
+    log(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, "
+        f"dropout {c.dropout}: {n_params / 1e6:.2f}M parameters")
+    plan = f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
+    if WORLD_SIZE > 1:
+        plan += f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
+    plan += f"; {hp.max_iters:,} steps"
+    if hp.max_time:
+        plan += f" or {hp.max_time:g} s, whichever ends first"
+    log(plan)
 
 KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # what this script saves
 SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps the checkpoint's
@@ -550,7 +581,7 @@ SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps t
 def load_checkpoint(path):
     """weights_only=True: a checkpoint holds tensors and plain values, and can never run code."""
     if not os.path.isfile(path):
-        raise UsageError(f"no checkpoint at {path}; train one first with `python gpt.py` (or set --ckpt_path)")
+        raise UsageError(f"no checkpoint at {path}; train one with `python gpt.py` (or set --ckpt_path)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         GPTConfig(**checkpoint["config"])
@@ -559,7 +590,7 @@ def load_checkpoint(path):
                          "delete it and train again") from None
     missing = [key for key in KEYS if key not in checkpoint]
     if missing:
-        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train a new one with `python gpt.py`")
+        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train one with `python gpt.py`")
     return checkpoint
 
 def load_state(module, state):
@@ -571,13 +602,23 @@ def load_state(module, state):
                          f"({str(e).strip().splitlines()[0][:160]}); delete it and train again") from None
     return module
 
+def sample_prompt(chars):
+    """The text a sample continues: --prompt, else a newline (or a text's first character if it has none)."""
+    prompt = hp.prompt or ("\n" if "\n" in chars else chars[0])
+    unknown = sorted(set(prompt) - set(chars))
+    if unknown:
+        raise UsageError(f"the prompt has characters the model never saw: {''.join(unknown)!r}; "
+                         f"it knows {show_vocab(chars)}")
+    return prompt
+
 def sample_checkpoint(device):
     checkpoint = load_checkpoint(hp.ckpt_path)
+    chars = checkpoint["chars"]
     model = load_state(GPT(GPTConfig(**checkpoint["config"])).to(device), checkpoint["model"])
     if MASTER:  # under torchrun the text is written once
-        write(model, hp.prompt or "\n", checkpoint["chars"])
-    return SimpleNamespace(model=model, chars=checkpoint["chars"], **dict(zip(("encode", "decode"),
-                                                                             tokenizer(checkpoint["chars"]))))
+        write(model, sample_prompt(chars), chars)
+    encode, decode = tokenizer(chars)
+    return SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars)
 
 def resume_checkpoint(chars, overrides):
     """The checkpoint to continue. Its model's shape becomes the run's (get_batch and the rotary tables
@@ -586,13 +627,18 @@ def resume_checkpoint(chars, overrides):
     checkpoint = load_checkpoint(hp.ckpt_path)
     if checkpoint["chars"] != chars:
         new, gone = set(chars) - set(checkpoint["chars"]), set(checkpoint["chars"]) - set(chars)
-        raise UsageError(f"the text's vocabulary differs from the checkpoint's (new: {''.join(sorted(new))!r}, "
-                         f"missing: {''.join(sorted(gone))!r}); resume on the text it was trained on")
+        new, gone = "".join(sorted(new)), "".join(sorted(gone))
+        raise UsageError(f"the text's vocabulary differs from the checkpoint's (new: {new!r}, "
+                         f"missing: {gone!r}); resume on the text it was trained on")
     shape = {key: checkpoint["config"][key] for key in SHAPE}
     ignored = [f"--{key}={overrides[key]}" for key in SHAPE if overrides.get(key, shape[key]) != shape[key]]
-    log(f"resuming {hp.ckpt_path}: step {checkpoint['step']}, best val loss {checkpoint['best_val_loss']:.4f}"
-        + (f"; it keeps the checkpoint's shape, not {' '.join(ignored)}" if ignored else ""))
+    log(f"resuming {hp.ckpt_path}: step {checkpoint['step']}, val loss {checkpoint['best_val_loss']:.4f}")
+    if ignored:
+        log(f"the model keeps the checkpoint's shape ({shape}), not {' '.join(ignored)}")
+    if 0 < hp.max_time <= checkpoint["elapsed"]:
+        log(f"it used {checkpoint['elapsed']:.0f} s of --max_time={hp.max_time:g}; raise it to train longer")
     hp = replace(hp, **shape)
+    check(hp)
     return checkpoint
 
 def save_checkpoint(path, contents):
@@ -618,11 +664,12 @@ class Checkpoint:
     another running one's) is never overwritten: it is first renamed to the next free name (gpt.1.pt, ...)."""
 
     def __init__(self, path, model, optimizer, chars, resumed):
+        if not path or os.path.isdir(path):
+            raise UsageError(f"--ckpt_path={path!r} must name a file, not a folder")
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            assert not os.path.isdir(path), "it is a folder"
-        except (OSError, AssertionError) as e:
-            raise UsageError(f"--ckpt_path={path} cannot be written ({getattr(e, 'strerror', None) or e})") from None
+        except OSError as e:
+            raise UsageError(f"--ckpt_path={path} cannot be written ({e.strerror})") from None
         self.path, self.model, self.optimizer, self.chars = path, model, optimizer, chars
         self.best_val, self.mine, self.start = float("inf"), None, (0, 0.0)
         if resumed:  # the weights, the optimiser, the step and the clock go on, and so does the file
@@ -639,18 +686,19 @@ class Checkpoint:
             while os.path.exists(f"{stem}.{n}{ext}"):
                 n += 1
             os.rename(self.path, f"{stem}.{n}{ext}")
-            print(f"{self.path} holds a checkpoint that this run did not write: it is kept as {stem}.{n}{ext}")
-        save_checkpoint(self.path, {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                                    "config": asdict(self.model.config), "hparams": asdict(hp), "chars": self.chars,
-                                    "step": step, "best_val_loss": val, "elapsed": elapsed})
+            print(f"{self.path} holds a checkpoint this run did not write: it is kept as {stem}.{n}{ext}")
+        save_checkpoint(self.path, {"model": self.model.state_dict(), "config": asdict(self.model.config),
+                                    "optimizer": self.optimizer.state_dict(), "hparams": asdict(hp),
+                                    "chars": self.chars, "step": step, "best_val_loss": val,
+                                    "elapsed": elapsed})
         self.mine = identity(self.path)
         return True
 
     def best(self):
-        """The best checkpoint, read back from its file as --sample would."""
+        """The best checkpoint, read back from its file as --sample would; None if this run saved none."""
         if self.mine and identity(self.path) == self.mine:
             return load_checkpoint(self.path)
-        return {"model": self.model.state_dict(), "step": self.start[0]}  # no evaluation of this run saved
+        return None
 
 @contextmanager
 def distributed(device):
@@ -667,8 +715,10 @@ def check_replicas(model):
     """A check that data parallelism did its job: every process ends with the same weights."""
     if WORLD_SIZE > 1:
         checksums = [None] * WORLD_SIZE
-        torch.distributed.all_gather_object(checksums, sum(p.double().sum().item() for p in model.parameters()))
-        log(f"ddp: parameter checksums of {WORLD_SIZE} ranks: {'identical' if len(set(checksums)) == 1 else 'DIFFER'}")
+        checksum = sum(p.double().sum().item() for p in model.parameters())
+        torch.distributed.all_gather_object(checksums, checksum)
+        verdict = "identical" if len(set(checksums)) == 1 else "DIFFERENT"
+        log(f"ddp: parameter checksums of {WORLD_SIZE} ranks: {verdict}")
 
 def for_training(model):
     """The module the loop calls: compiled where torch.compile works (it needs a C++ compiler, and Triton on a
@@ -685,25 +735,26 @@ def for_training(model):
             fast = candidate
             log(f"compiled in {time.time() - t0:.1f} s")
         except Exception as e:
-            log(f"torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:100]}); training "
-                "eager, which is slower (--compile=false skips the attempt)")
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:100]}"
+            log(f"torch.compile failed ({reason}); training eager (--compile=false skips this)")
         model.zero_grad(set_to_none=True)
     if WORLD_SIZE == 1:
         return fast
-    return torch.nn.parallel.DistributedDataParallel(fast, device_ids=[device.index] if device.type == "cuda" else None)
+    ids = [device.index] if device.type == "cuda" else None
+    # broadcast_buffers=False: the only buffers, the rotary tables, never change
+    return torch.nn.parallel.DistributedDataParallel(fast, device_ids=ids, broadcast_buffers=False)
 
 @contextmanager
 def stop_signals():
     """Ctrl-C (SIGINT), or SIGTERM, which clusters, containers and `timeout` send before a kill, asks the loop
     to stop at the next step boundary, so the run still keeps its best checkpoint and reports. A second
     signal stops at once. Python allows handlers only in the main thread; elsewhere nothing changes."""
-    stop = SimpleNamespace(requested=False)
+    stop = SimpleNamespace(requested=None)
 
     def handler(signum, frame):
-        if stop.requested:
+        if stop.requested and WORLD_SIZE == 1:  # torchrun forwards each signal it gets, and kills after 30 s
             raise KeyboardInterrupt
-        stop.requested, name = True, signal.Signals(signum).name
-        log(f"\ninterrupted by {name}: finishing with the best checkpoint ({name} again quits at once)")
+        stop.requested = signal.Signals(signum).name
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
@@ -722,24 +773,30 @@ class Progress:
 
     def __init__(self, step, elapsed, ckpt):
         self.t0, self.elapsed, self.ckpt = time.time() - elapsed, elapsed, ckpt
-        self.t_log, self.step_log, self.eval_seconds, self.dt = time.time(), step, 0.0, None
+        self.t_log, self.step_log, self.eval_seconds, self.eval_cost, self.dt = None, step, 0.0, 0.0, None
 
     def is_last(self, step, stop_requested):
-        agreed = torch.tensor([time.time() - self.t0, float(stop_requested)])
+        """max_iters, max_time (keeping time for a last evaluation as long as the one before) or a stop."""
+        if self.t_log is None:  # the speed is measured from the first step on, after compiling
+            self.t_log = time.time()
+        agreed = torch.tensor([time.time() - self.t0, float(bool(stop_requested)), self.eval_cost])
         if WORLD_SIZE > 1:  # every process takes the same schedule and stops at the same step
             agreed = agreed.to(self.ckpt.model.lm_head.weight.device)
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
-        self.elapsed, stopping = agreed.tolist()
-        return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed or stopping > 0
+        self.elapsed, stopping, eval_cost = agreed.tolist()
+        if stopping:
+            log(f"\ninterrupted by {stop_requested or 'another process'}: finishing with the best checkpoint")
+        return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed + eval_cost or stopping > 0
 
     def fraction(self, step):
         """The fraction of the budget spent: by steps or by time, whichever is further along."""
         return max(step / max(hp.max_iters, 1), self.elapsed / hp.max_time if hp.max_time else 0.0)
 
     def evaluated(self, step, losses, saved, seconds):
-        self.eval_seconds += seconds
+        self.eval_seconds, self.eval_cost = self.eval_seconds + seconds, seconds
         note = ", saved" if saved else ""
-        print(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{note} | {self.status(step)}")
+        losses = f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{note}"
+        print(f"step {step}: {losses} | {self.status(step)}")
 
     def log(self, step, loss, lr):
         loss = loss.detach().float()
@@ -747,8 +804,9 @@ class Progress:
             torch.distributed.all_reduce(loss)
             loss /= WORLD_SIZE
         if not math.isfinite(loss.item()):
-            raise UsageError(f"the loss became {loss.item()} at step {step}; the best checkpoint ({hp.ckpt_path}, val "
-                             f"{self.ckpt.best_val:.4f}) is kept; try a lower --learning_rate (now {hp.learning_rate:g})")
+            raise UsageError(f"the loss became {loss.item()} at step {step}; the best checkpoint "
+                             f"({hp.ckpt_path}, val {self.ckpt.best_val:.4f}) is kept; try a lower "
+                             f"--learning_rate than {hp.learning_rate:g}")
         now = time.time()
         self.dt = (now - self.t_log - self.eval_seconds) / (step - self.step_log)  # evaluations left out
         self.t_log, self.step_log, self.eval_seconds = now, step, 0.0
@@ -759,7 +817,8 @@ class Progress:
         if hp.max_time:
             left = hp.max_time - elapsed
         if self.dt:
-            speed = f"{self.dt * 1000:.0f} ms/step, {hp.batch_size * hp.block_size / self.dt / 1000:.1f}k tok/s"
+            tokens_per_second = hp.batch_size * hp.block_size / self.dt
+            speed = f"{self.dt * 1000:.0f} ms/step, {tokens_per_second / 1000:.1f}k tok/s"
             left = min(left, (hp.max_iters - step) * self.dt)
         time_left = f"~{clock(max(left, 0))} left" if left < math.inf else "time left unknown"
         return f"{speed} | {clock(elapsed)} elapsed, {time_left}"

@@ -58,8 +58,14 @@ def use_data(module, text, **hp):
     return chars
 
 
-def tiny_gpt(vocab_size, block_size=16, n_layer=2, dropout=0.0):
-    return gpt.GPT(gpt.GPTConfig(vocab_size, block_size, n_layer, n_head=2, n_embd=32, dropout=dropout))
+def tiny_gpt(vocab_size, block_size=16, n_layer=2, dropout=0.0, trained=False):
+    """A small GPT; trained=True gives its zero-initialised output projections random weights, as training
+    would, so that attention mixes the tokens."""
+    model = gpt.GPT(gpt.GPTConfig(vocab_size, block_size, n_layer, n_head=2, n_embd=32, dropout=dropout))
+    for name, p in model.named_parameters():
+        if trained and name.endswith("c_proj.weight"):
+            torch.nn.init.normal_(p, std=0.05)
+    return model
 
 
 def script(name, *args, cwd=HERE, timeout=120, env=None, launcher=(sys.executable,)):
@@ -172,9 +178,24 @@ def test_a_few_hundred_steps_drive_the_loss_far_below_a_uniform_guess(kind):
     assert losses["val"] < (0.2 if kind == "gpt" else 0.65) * math.log(len(chars))
 
 
+def test_each_block_starts_as_the_identity():
+    model = tiny_gpt(30)
+    x = torch.randn(2, 10, 32)
+    for block in model.blocks:  # the projections back into the residual stream start at zero
+        assert torch.equal(block(x, model.rope_cos[:10], model.rope_sin[:10]), x)
+
+
+def test_the_learning_rate_warms_up_holds_then_decays_linearly_to_min_lr():
+    gpt.hp = gpt.Hyperparameters(learning_rate=1.0, min_lr=0.1, warmup_iters=10, cooldown_frac=0.4)
+    assert gpt.get_lr(0, 0.0) == pytest.approx(0.1) and gpt.get_lr(9, 0.01) == 1.0
+    assert gpt.get_lr(50, 0.3) == gpt.get_lr(80, 0.6) == 1.0  # held until the last 40% of the budget
+    assert gpt.get_lr(90, 0.8) == pytest.approx(0.55) and gpt.get_lr(100, 1.0) == pytest.approx(0.1)
+    assert gpt.get_lr(120, 1.2) == pytest.approx(0.1)  # a resumed run past its budget stays at min_lr
+
+
 def test_gpt_is_causal_a_token_never_changes_the_logits_before_it():
     torch.manual_seed(0)
-    model = tiny_gpt(40).eval()
+    model = tiny_gpt(40, trained=True).eval()
     idx = torch.randint(40, (2, 16))
     for t in (0, 7, 15):
         changed = idx.clone()
@@ -193,7 +214,7 @@ def test_batched_attention_equals_the_explicit_masked_softmax_math():
 
 def test_attention_module_matches_the_reference_with_its_own_projections():
     torch.manual_seed(0)
-    model = tiny_gpt(30).eval()
+    model = tiny_gpt(30, trained=True).eval()
     attn, x = model.blocks[0].attn, torch.randn(2, 10, 32)
     cos, sin = model.rope_cos[:10], model.rope_sin[:10]
     q, k, v = (t.view(2, 10, 2, 16).transpose(1, 2) for t in attn.c_attn(x).split(32, dim=2))
@@ -220,7 +241,7 @@ def test_generate_returns_the_prompt_and_n_tokens_all_inside_the_vocabulary(n):
 
 
 def test_generate_samples_in_eval_mode_and_restores_training_mode():
-    model = tiny_gpt(20, dropout=0.5).train()
+    model = tiny_gpt(20, dropout=0.5, trained=True).train()
     torch.manual_seed(0)
     first = model.generate(torch.zeros(1, 1, dtype=torch.long), 30, temperature=0)
     second = model.generate(torch.zeros(1, 1, dtype=torch.long), 30, temperature=0)
@@ -249,7 +270,7 @@ def test_the_same_seed_gives_identical_losses_twice(text_file, capsys):
 
 def test_split_loss_scores_every_character_of_the_split_once():
     torch.manual_seed(0)
-    model = tiny_gpt(20, block_size=8).eval()
+    model = tiny_gpt(20, block_size=8, trained=True).eval()
     data = torch.randint(20, (8 * 5 + 3,))  # 5 full windows; the last 2 characters have no full window
     windows = [(data[i:i + 8], data[i + 1:i + 9]) for i in range(0, 40, 8)]
     gpt.hp = gpt.Hyperparameters(block_size=8)
@@ -356,7 +377,7 @@ def test_impossible_settings_are_refused(changes, message):
 def test_an_unavailable_device_is_refused_with_the_usable_ones():
     for name in ("cuda", "mps", "tpu"):
         if name == "tpu" or not getattr(torch, name, torch.backends.mps).is_available():
-            with pytest.raises(gpt.UsageError, match=f"--device={name} is not available.*usable here: auto.*cpu"):
+            with pytest.raises(gpt.UsageError, match=f"--device={name} is not available here; usable: auto.*cpu"):
                 gpt.pick_device(name)
 
 
@@ -442,9 +463,11 @@ def test_compiling_does_not_change_the_batches_a_run_draws(text_file, tmp_path, 
 @pytest.mark.parametrize("name", ["bigram.py", "gpt.py"])
 def test_a_missing_text_whose_download_fails_stops_with_one_line_and_no_traceback(name, tmp_path):
     alone = tmp_path / name  # a copy of the script in a folder with no input.txt beside it, with no network
-    alone.write_text(open(os.path.join(HERE, name), encoding="utf-8").read().replace(
-        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-        "http://127.0.0.1:9/input.txt"), encoding="utf-8")
+    source = open(os.path.join(HERE, name), encoding="utf-8").read()
+    source, found = re.subn(r"^TINY_SHAKESPEARE_URL = \(.*?\)$", 'TINY_SHAKESPEARE_URL = "http://127.0.0.1:9/input.txt"',
+                            source, flags=re.M | re.S)
+    assert found == 1
+    alone.write_text(source, encoding="utf-8")
     run = subprocess.run([sys.executable, str(alone)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
@@ -605,7 +628,7 @@ def test_resume_keeps_the_checkpoints_shape_and_says_so(trained, tmp_path, capsy
     args = [*TINY, "--block_size=32", "--n_embd=64", "--max_iters=70"]
     code, out, err = run_main(["gpt.py", "--resume", f"--input={text}", *args, f"--ckpt_path={copy}"], capsys)
     assert code == 0, err
-    assert "keeps the checkpoint's shape" in out and "--block_size=32 --n_embd=64" in out
+    assert "keeps the checkpoint's shape" in out and "not --block_size=32 --n_embd=64" in out
     assert "block 16" in out and "step 70: train loss" in out
 
 
@@ -630,7 +653,7 @@ def test_a_new_run_never_destroys_a_checkpoint_that_another_run_wrote(trained, t
     code, out, err = run_main(["gpt.py", f"--input={text}", *TINY, "--max_iters=3", f"--ckpt_path={path}"], capsys)
     assert code == 0, err
     kept = tmp_path / "gpt.1.pt"
-    assert f"{path} holds a checkpoint that this run did not write: it is kept as {kept}" in out
+    assert f"{path} holds a checkpoint this run did not write: it is kept as {kept}" in out
     assert kept.read_bytes() == ckpt.read_bytes() and torch.load(path, weights_only=True)["step"] == 3
     run_main(["gpt.py", f"--input={text}", *TINY, "--max_iters=2", f"--ckpt_path={path}"], capsys)
     assert sorted(os.listdir(tmp_path)) == ["gpt.1.pt", "gpt.2.pt", "gpt.pt"]  # the third run keeps the second's
@@ -645,7 +668,7 @@ def test_a_checkpoint_folder_that_does_not_exist_is_made(text_file, tmp_path, ca
 
 def test_a_checkpoint_path_that_cannot_be_a_file_stops_before_training(text_file, tmp_path, capsys):
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    for path, message in ((tmp_path, "it is a folder"), (tmp_path / "blocker" / "gpt.pt", "cannot be written")):
+    for path, message in ((tmp_path, "not a folder"), (tmp_path / "blocker" / "gpt.pt", "cannot be written")):
         code, out, err = run_main(["gpt.py", f"--input={text_file}", *TINY, f"--ckpt_path={path}"], capsys)
         assert code == 2 and err.count("\n") == 1 and message in err and "step 0" not in out
 
@@ -721,7 +744,7 @@ def test_a_non_ascii_text_trains_and_its_sample_is_made_of_its_own_characters(tm
 def test_the_final_evaluation_is_capped_on_a_large_text_and_says_so(text_file, tmp_path, capsys):
     _, out, _ = run_main(["gpt.py", f"--input={text_file}", *TINY, "--max_iters=5", "--eval_chars=100",
                           f"--ckpt_path={tmp_path / 'g.pt'}"], capsys)
-    assert f"over 100 of the {len(TEXT) - int(0.9 * len(TEXT)):,} validation characters" in out
+    assert "on the validation split, its first 100 characters" in out
 
 
 def torchrun(*args, timeout=120):
@@ -741,6 +764,25 @@ def test_torchrun_trains_on_two_processes_that_end_with_identical_weights(text_f
     assert vals[-1] < vals[0] - 0.5
     sampled = torchrun("--sample", f"--ckpt_path={ckpt}", "--device=cpu", "--max_new_tokens=20")
     assert sampled.returncode == 0 and len(sampled.stdout) == 1 + 20 + 1  # written once, not once per process
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_under_torchrun_ctrl_c_or_sigterm_stops_every_process_together_with_the_final_loss(sig, text_file, tmp_path):
+    ckpt = tmp_path / "gpt.pt"
+    args = [f"--input={text_file}", *TINY, "--max_iters=100000", "--eval_interval=50", f"--ckpt_path={ckpt}"]
+    proc = subprocess.Popen([*TORCHRUN, os.path.join(HERE, "gpt.py"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen = ""
+    while "step 100:" not in seen:  # wait until it is training
+        seen += proc.stdout.readline()
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C in a terminal reaches torchrun and every process it started
+    else:
+        proc.send_signal(sig)  # what a scheduler or `timeout` sends to the launcher
+    out, err = proc.communicate(timeout=60)
+    assert f"interrupted by {sig.name}" in out and "final val loss" in out and ckpt.exists()
+    assert out.count("final val loss") == 1 and "KeyboardInterrupt" not in err
 
 
 def test_torchrun_with_a_bad_input_gives_the_one_line_error_and_no_rank_hangs(tmp_path):
