@@ -599,8 +599,9 @@ def load_state(module, state):
     try:
         module.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"checkpoint {hp.ckpt_path} does not fit the model it describes "
-                         f"({str(e).strip().splitlines()[0][:160]}); delete it and train again") from None
+        detail = str(e).strip().splitlines()[-1].strip()[:160]  # the last line names the tensor
+        raise UsageError(f"checkpoint {hp.ckpt_path} does not fit the model it describes ({detail}); "
+                         "delete it and train again") from None
     return module
 
 def sample_prompt(chars):

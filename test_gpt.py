@@ -1,6 +1,6 @@
 """The specification of bigram.py and gpt.py, one property per test.
 
-Runs in about a minute and a half on 2 CPU cores, with no input.txt and no network: every test writes its own
+Runs in about three minutes on 2 CPU cores, with no input.txt and no network: every test writes its own
 small text. Run: python -m pytest -q
 """
 import ast
@@ -602,7 +602,7 @@ def damaged(ckpt, damage, path):
 @pytest.mark.parametrize("damage, message", [("missing", "no checkpoint at"), ("truncated", "corrupt or truncated"),
                                              ("garbage", "corrupt or truncated"), ("no optimizer", "lacks optimizer"),
                                              ("no step", "lacks step"), ("no chars", "lacks chars"),
-                                             ("other shapes", "does not fit the model it describes")])
+                                             ("other shapes", "it describes (size mismatch for")])
 @pytest.mark.parametrize("mode", ["--sample", "--resume"])
 def test_a_missing_broken_or_incomplete_checkpoint_stops_with_one_line(damage, message, mode, trained, tmp_path, capsys):
     text, ckpt, _ = trained
@@ -719,7 +719,7 @@ def test_ctrl_c_or_sigterm_stops_at_a_step_boundary_with_the_final_loss_and_a_sa
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "gpt.py"), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     seen = ""
-    while "step 100:" not in seen:  # wait until it is training
+    while "step 20:" not in seen:  # wait until it is training
         seen += proc.stdout.readline()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -774,7 +774,7 @@ def test_under_torchrun_ctrl_c_or_sigterm_stops_every_process_together_with_the_
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     seen = ""
-    while "step 100:" not in seen:  # wait until it is training
+    while "step 20:" not in seen:  # wait until it is training
         seen += proc.stdout.readline()
     if sig == signal.SIGINT:
         os.killpg(proc.pid, sig)  # Ctrl-C in a terminal reaches torchrun and every process it started
@@ -783,13 +783,6 @@ def test_under_torchrun_ctrl_c_or_sigterm_stops_every_process_together_with_the_
     out, err = proc.communicate(timeout=60)
     assert f"interrupted by {sig.name}" in out and "final val loss" in out and ckpt.exists()
     assert out.count("final val loss") == 1 and "KeyboardInterrupt" not in err
-
-
-def test_torchrun_with_a_bad_input_gives_the_one_line_error_and_no_rank_hangs(tmp_path):
-    start = time.time()
-    run = torchrun(f"--input={tmp_path / 'missing.txt'}", "--device=cpu")
-    assert run.returncode != 0 and time.time() - start < 60
-    assert run.stderr.count("error: input file") == 1
 
 
 def test_pasted_into_a_notebook_cell_it_runs_without_file_and_ignores_the_kernel_arguments(tmp_path):
@@ -853,11 +846,15 @@ def test_any_combination_of_settings_finishes_or_stops_with_one_line(text_file, 
 
 
 @pytest.mark.parametrize("args, code", [(["--batch_size=3"], 2), (["--learning_rate=1e30", "--log_interval=1"], 2),
-                                        (["--n_layer=1", "--dropout=0.99", "--max_time=0.001"], 0)])
+                                        (["--n_layer=1", "--dropout=0.99", "--max_time=0.001"], 0),
+                                        (["--input=/nonexistent/missing.txt"], 2)])
 def test_under_torchrun_a_setting_either_finishes_or_stops_every_process_with_one_line(args, code, text_file, tmp_path):
+    """A bad input or setting stops every process (none hangs), and the one line is printed once."""
+    start = time.time()
     run = torchrun(f"--input={text_file}", *TINY, "--max_iters=3", f"--ckpt_path={tmp_path / 'g.pt'}", *args)
     assert (run.returncode == 0) == (code == 0), run.stderr
     assert run.stderr.count("error: ") == (code == 2) and "Traceback" not in run.stderr.split("error: ")[0]
+    assert time.time() - start < 60
 
 
 # ----------------------------------------------------------------------------- the scripts as a reader sees them
