@@ -3,8 +3,8 @@ gpt.py: a character-level GPT, written from scratch in one file, trained on tiny
 Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT: each character is
 a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
 connections and LayerNorm) learns to predict the next one. bigram.py is the baseline it improves on. Where
-it departs from the lecture, a measurement chose it (README): rotary positions, QK-norm, ReLU², no biases,
-zero-initialised output projections, and a warmup-stable-decay learning rate.
+it departs from the lecture, a measurement chose it (README): rotary positions, QK-norm and ReLU² (together),
+zero-initialised output projections and a warmup-stable-decay learning rate; linear layers have no bias.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
     python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
@@ -35,8 +35,8 @@ from torch.nn import functional as F
 # ----------------------------------------------------------------------------- hyperparameters
 def by_device(cpu, cuda):  # a helper for the table below: one default per kind of device
     """A default for each kind of device. A CUDA GPU trains the lecture's model. A CPU (or Apple's mps) trains
-    a small one within a time budget, since the lecture's would need ~17 hours on 2 CPU cores; in 280 s, more
-    steps of 3 x 96 at block 64 beat fewer of 4 x 128 at block 128 (README)."""
+    a small one within a time budget, since the lecture's would need ~17 hours on 2 CPU cores; in 280 s on
+    2 cores, the more steps of 3 x 96 at block 64 beat fewer of 4 x 96 or 4 x 128 (README)."""
     return field(default=cpu, metadata={"cuda": cuda})
 
 @dataclass
@@ -53,10 +53,10 @@ class Hyperparameters:
     max_iters: int = by_device(cpu=100_000, cuda=5000)    # optimiser steps at most
     max_time: float = by_device(cpu=280.0, cuda=0.0)      # training seconds, compile and evaluations included
     eval_interval: int = by_device(cpu=500, cuda=250)     # steps between train/val estimates (and the last)
-    eval_iters: int = by_device(cpu=10, cuda=50)          # batches per estimate: it only tracks progress
+    eval_iters: int = by_device(cpu=10, cuda=50)          # batches per estimate, which picks the checkpoint
     log_interval: int = by_device(cpu=100, cuda=50)       # steps between progress lines
     # the same on every device
-    warmup_iters: int = 100     # steps of linear warmup from 0
+    warmup_iters: int = 100     # steps of linear warmup up to learning_rate
     cooldown_frac: float = 0.5  # the last part of the budget, in which the learning rate decays to min_lr
     weight_decay: float = 0.1   # AdamW decay, on matrices only
     grad_clip: float = 1.0      # clip the gradient norm to this (0: off)
@@ -192,7 +192,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        # ReLU squared: the lecture's ReLU, squared, as in modded-nanogpt (the README has the measurement)
+        # ReLU squared: the lecture's ReLU, squared, as in modded-nanogpt (measured with the rest, README)
         return self.dropout(self.c_proj(F.relu(self.c_fc(x)).square()))  # (B, T, C)
 
 class Block(nn.Module):
@@ -336,7 +336,7 @@ def write(model, prompt, chars):
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
     """What `python gpt.py` does: train, report the final val loss and write a sample; or, with --sample, only
-    write. It returns what the run made (model, encode, decode, chars), for a notebook's next cell."""
+    write. It returns what the run made (model, encode, decode, chars, step, val_loss), for the next cell."""
     global hp
     started = time.time()
     with one_line_errors():  # a bad input or setting ends with one line and exit status 2 (plumbing)
