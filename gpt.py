@@ -564,7 +564,7 @@ def describe(device, overrides, model):
     c, n_params = model.config, sum(p.numel() for p in model.parameters())
     why = "small default for a CPU (the lecture's model needs ~17 h on 2 cores)"
     if device.startswith("cuda"):
-        why = f"the lecture's model; bf16: {torch.cuda.is_bf16_supported(including_emulation=False)}"
+        why = f"the lecture's model; bf16: {isinstance(autocast(torch.device(device)), torch.autocast)}"
     log(f"device {device}; {why}; overridden: {', '.join(sorted(overrides)) or 'nothing'}")
     log(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, "
         f"dropout {c.dropout}: {n_params / 1e6:.2f}M parameters")
