@@ -47,11 +47,11 @@ def tokenizer(chars):
     decode = lambda l: "".join(itos[i] for i in l)  # list of integers -> string
     return encode, decode
 
-def load_data(text, chars, device):
-    """The whole text as one tensor of character ids: the first 90% to train on, the last 10% to validate on.
-    encode_tensor is torch.tensor(encode(text)) without a Python int per character, so 100 MB of text fits."""
+def load_data(text, encode, device):
+    """The whole text as one tensor of character ids, as in the lecture: the first 90% to train on, the last
+    10% to validate on."""
     global train_data, val_data
-    data = encode_tensor(text, chars)
+    data = torch.tensor(encode(text), dtype=torch.long)
     n = int(0.9 * len(data))
     if min(n, len(data) - n) <= hp.block_size + 1:
         raise UsageError(f"the text is too short for --block_size={hp.block_size}: {len(data):,} characters "
@@ -65,8 +65,7 @@ def get_batch(split, batch_size, generator=None):
     B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window of T + 1 ends at len
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
-    # the splits are stored as small integers (uint8 for 65 characters); embeddings take long
-    windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)].long()  # (B, T+1)
+    windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)]  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
 @torch.no_grad()
@@ -126,7 +125,7 @@ def main(argv=None):
         chars = sorted(set(text))  # the vocabulary: every distinct character, in code point order
         print(f"text: {hp.input}, {len(text):,} characters, vocabulary of {len(chars)}: {show_vocab(chars)}")
         encode, decode = tokenizer(chars)
-        load_data(text, chars, device)
+        load_data(text, encode, device)
 
         model = BigramLanguageModel(len(chars)).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate)
@@ -238,19 +237,6 @@ def read_text(path, download_if_missing):
         raise UsageError(f"{path} is empty (0 characters)")
     return text
 
-def encode_tensor(text, chars):
-    """torch.tensor(encode(text)) without a Python int (28 bytes) per character: code points go through a
-    lookup table, 16M at a time, into the smallest integer type that holds the vocabulary."""
-    dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
-    lut = torch.zeros(ord(chars[-1]) + 1, dtype=dtype)  # code point -> token id
-    lut[torch.tensor([ord(c) for c in chars])] = torch.arange(len(chars)).to(dtype)
-    data = torch.empty(len(text), dtype=dtype)
-    for i in range(0, len(text), 1 << 24):
-        piece = bytearray(text[i:i + (1 << 24)].encode("utf-32-le"))
-        code_points = torch.frombuffer(piece, dtype=torch.int32)
-        data[i:i + len(code_points)] = lut[code_points]
-    return data
-
 @torch.no_grad()
 def split_loss(model, data, rows=64):
     """The loss over a whole split, deterministic: every full window of block_size characters, side by side,
@@ -263,7 +249,7 @@ def split_loss(model, data, rows=64):
     y = data[1:n * hp.block_size + 1].view(n, hp.block_size)  # (n, T)
     total = torch.zeros((), device=data.device)
     for i in range(0, n, rows):
-        _, loss = model(x[i:i + rows].long(), y[i:i + rows].long())
+        _, loss = model(x[i:i + rows], y[i:i + rows])
         total += loss.float() * len(x[i:i + rows])
     model.train(was_training)
     return total.item() / n
