@@ -42,19 +42,19 @@ def by_device(cpu, cuda):  # a helper for the table below: one default per kind 
 @dataclass
 class Hyperparameters:
     # the model and its training, for each kind of device: edit the value for yours
-    batch_size: int = by_device(cpu=32, cuda=64)          # sequences per optimiser step, all processes
-    block_size: int = by_device(cpu=64, cuda=256)         # context length: how many characters the model sees
-    n_layer: int = by_device(cpu=3, cuda=6)               # transformer blocks
-    n_head: int = by_device(cpu=3, cuda=6)                # attention heads per block (n_embd // n_head wide)
-    n_embd: int = by_device(cpu=96, cuda=384)             # width of the residual stream
-    dropout: float = by_device(cpu=0.0, cuda=0.2)         # on embeddings, attention and residual branches
-    learning_rate: float = by_device(cpu=2e-3, cuda=1e-3) # peak learning rate, reached after the warmup
-    min_lr: float = by_device(cpu=2e-4, cuda=1e-4)        # the learning rate at the end of the budget
-    max_iters: int = by_device(cpu=100_000, cuda=5000)    # optimiser steps at most
-    max_time: float = by_device(cpu=280.0, cuda=0.0)      # training seconds, compile and evaluations included
-    eval_interval: int = by_device(cpu=500, cuda=250)     # steps between train/val estimates (and the last)
-    eval_iters: int = by_device(cpu=10, cuda=50)          # batches per estimate, which picks the checkpoint
-    log_interval: int = by_device(cpu=100, cuda=50)       # steps between progress lines
+    batch_size: int = by_device(cpu=32, cuda=64)            # sequences per optimiser step, all processes
+    block_size: int = by_device(cpu=64, cuda=256)           # context length: the characters the model sees
+    n_layer: int = by_device(cpu=3, cuda=6)                 # transformer blocks
+    n_head: int = by_device(cpu=3, cuda=6)                  # attention heads, each n_embd // n_head wide
+    n_embd: int = by_device(cpu=96, cuda=384)               # width of the residual stream
+    dropout: float = by_device(cpu=0.0, cuda=0.2)           # on embeddings, attention and residual branches
+    learning_rate: float = by_device(cpu=1.5e-3, cuda=1e-3) # peak learning rate, reached after the warmup
+    min_lr: float = by_device(cpu=1.5e-4, cuda=1e-4)        # the learning rate at the end of the budget
+    max_iters: int = by_device(cpu=100_000, cuda=5000)      # optimiser steps at most
+    max_time: float = by_device(cpu=280.0, cuda=0.0)        # seconds of training, compiling and evaluating
+    eval_interval: int = by_device(cpu=500, cuda=250)       # steps between train/val estimates (and the last)
+    eval_iters: int = by_device(cpu=10, cuda=50)            # batches per estimate, which picks the checkpoint
+    log_interval: int = by_device(cpu=100, cuda=50)         # steps between progress lines
     # the same on every device
     warmup_iters: int = 100     # steps of linear warmup up to learning_rate
     cooldown_frac: float = 0.5  # the last part of the budget, in which the learning rate decays to min_lr
