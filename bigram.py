@@ -59,11 +59,11 @@ def load_data(text, encode, device):
     train_data, val_data = data[:n].to(device), data[n:].to(device)
 
 def get_batch(split, batch_size, generator=None):
-    """Random windows of block_size + 1 characters from one split: x is a window, y the same shifted by one,
-    so y[b, t] is the character that follows x[b, :t+1]. One gather, no Python loop over rows."""
+    """Random windows of block_size + 1 characters from one split: x is the first block_size of each, y the
+    last block_size, so y[b, t] is the character that follows x[b, :t+1]. One gather, no loop over rows."""
     data = train_data if split == "train" else val_data
     B, T = batch_size, hp.block_size
-    # randint's bound is exclusive: the last start is len - T - 1, whose window of T + 1 ends at len
+    # randint's bound is exclusive: the last start is len - T - 1, whose window ends with the split's end
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
     windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)]  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)

@@ -2,9 +2,9 @@
 gpt.py: a character-level GPT, written from scratch in one file, trained on tiny-shakespeare. It follows
 Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT: each character is
 a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
-connections and LayerNorm) learns to predict the next one. bigram.py is the baseline it improves on. Where
-it departs from the lecture, a measurement chose it (README): rotary positions, QK-norm and ReLU² (together),
-zero-initialised output projections and a warmup-stable-decay learning rate; linear layers have no bias.
+connections and LayerNorm) learns to predict the next one; bigram.py is the baseline. It trains as nanoGPT
+does (AdamW with weight decay, gradient clipping, N(0, 0.02) weights, no biases), and measurements (README)
+chose rotary positions, QK-norm and ReLU² (together), zero-initialised output projections and the schedule.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
     python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 # ----------------------------------------------------------------------------- hyperparameters
 def by_device(cpu, cuda):  # a helper for the table below: one default per kind of device
-    """A default for each kind of device. A CUDA GPU trains the lecture's model. A CPU (or Apple's mps) trains
+    """A default for each kind of device: a CUDA GPU trains a model of the lecture's size, a CPU (or mps)
     a small one within a time budget, since the lecture's would need ~17 hours on 2 CPU cores; in 280 s on
     2 cores, the more steps of 3 x 96 at block 64 beat fewer of 4 x 96 or 4 x 128 (README)."""
     return field(default=cpu, metadata={"cuda": cuda})
@@ -51,7 +51,7 @@ class Hyperparameters:
     learning_rate: float = by_device(cpu=1.5e-3, cuda=1e-3) # peak learning rate, reached after the warmup
     min_lr: float = by_device(cpu=1.5e-4, cuda=1e-4)        # the learning rate at the end of the budget
     max_iters: int = by_device(cpu=100_000, cuda=5000)      # optimiser steps at most
-    max_time: float = by_device(cpu=280.0, cuda=0.0)        # seconds of training, compiling and evaluating
+    max_time: float = by_device(cpu=280.0, cuda=0.0)        # seconds in all, compiling included (0: no limit)
     eval_interval: int = by_device(cpu=500, cuda=250)       # steps between train/val estimates (and the last)
     eval_iters: int = by_device(cpu=10, cuda=50)            # batches per estimate, which picks the checkpoint
     log_interval: int = by_device(cpu=100, cuda=50)         # steps between progress lines
@@ -97,11 +97,11 @@ def load_data(text, encode, device):
     train_data, val_data = data[:n].to(device), data[n:].to(device)
 
 def get_batch(split, batch_size, generator=None):
-    """Random windows of block_size + 1 characters from one split: x is a window, y the same shifted by one,
-    so y[b, t] is the character that follows x[b, :t+1]. One gather, no Python loop over rows."""
+    """Random windows of block_size + 1 characters from one split: x is the first block_size of each, y the
+    last block_size, so y[b, t] is the character that follows x[b, :t+1]. One gather, no loop over rows."""
     data = train_data if split == "train" else val_data
     B, T = batch_size, hp.block_size
-    # randint's bound is exclusive: the last start is len - T - 1, whose window of T + 1 ends at len
+    # randint's bound is exclusive: the last start is len - T - 1, whose window ends with the split's end
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
     windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)]  # (B, T+1)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
@@ -138,7 +138,7 @@ def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
     q, k, v: (B, nh, T, hs). A test checks that the two agree."""
     T, hs = q.size(-2), q.size(-1)
-    wei = q @ k.transpose(-2, -1) * hs**-0.5  # (B, nh, T, T); 1/sqrt(head size), not C: softmax stays soft
+    wei = q @ k.transpose(-2, -1) * hs**-0.5  # (B, nh, T, T); scaled to unit variance so softmax stays soft
     tril = torch.tril(torch.ones(T, T, dtype=torch.bool, device=q.device))
     wei = wei.masked_fill(~tril, float("-inf"))  # a token sees itself and its past, never its future
     wei = F.softmax(wei, dim=-1)  # (B, nh, T, T), each row sums to 1
@@ -158,11 +158,11 @@ def apply_rotary(x, cos, sin):
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, nh, T, hs)
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head masked self-attention, all heads in one batched op (attention_reference is the math)."""
+    """The lecture's Head and MultiHeadAttention in one batched op (c_proj is its proj; nanoGPT's names)."""
 
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
-        self.n_head, self.dropout = n_head, dropout
+        self.n_head, self.dropout_p = n_head, dropout  # a probability, for scaled_dot_product_attention
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=False)  # query, key, value of every head at once
         self.c_proj = nn.Linear(n_embd, n_embd, bias=False)  # mixes the heads back into the residual stream
         self.resid_dropout = nn.Dropout(dropout)
@@ -175,9 +175,9 @@ class CausalSelfAttention(nn.Module):
         # QK-norm: unit-RMS queries and keys bound the attention logits, so a high learning rate trains stably
         q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # flash attention on a GPU; the same numbers as attention_reference(q, k, v)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
+        # attention_reference in one kernel (flash attention on a GPU); dropout_p: the lecture's wei dropout
+        dropout_p = self.dropout_p if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
@@ -225,7 +225,7 @@ class GPT(nn.Module):
                                     for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # N(0, 0.02) makes the first logits near zero, so the loss starts at ln(vocab_size): every character
+        # N(0, 0.02) makes the first logits near zero, so the loss starts near ln(vocab_size): every character
         # equally likely. The projections back into the residual stream start at zero, so each block starts as
         # the identity and depth cannot inflate the stream (modded-nanogpt; -0.015 at 400 steps, README)
         for name, p in self.named_parameters():
@@ -255,7 +255,7 @@ class GPT(nn.Module):
         self.eval()
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size:])  # the model sees at most block_size characters
-            logits = logits[:, -1, :].float()  # (B, vocab_size): only the last position predicts anew
+            logits = logits[:, -1, :].float()  # (B, vocab_size): the last position scores the next character
             if temperature == 0:  # greedy: no division by zero, the likeliest character
                 idx_next = logits.argmax(dim=-1, keepdim=True)  # (B, 1)
             else:
@@ -270,21 +270,21 @@ class GPT(nn.Module):
 
 # ----------------------------------------------------------------------------- optimiser and schedule
 def make_optimizer(model):
-    """AdamW with weight decay on matrices only (biases and LayerNorm gains are not decayed), fused into one
-    kernel on every device: on 2 CPU cores its step took 0.6 ms against 3.7 ms for the default (README)."""
+    """AdamW with nanoGPT's betas, decaying matrices only (not LayerNorm's vectors), fused into one kernel on
+    every device: on 2 CPU cores its step took 0.6 ms, the foreach default's 3.7 ms (README)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=hp.learning_rate, betas=(0.9, 0.95), fused=True)
 
-def get_lr(step, progress):
+def get_lr(step, fraction):
     """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr over the last
-    cooldown_frac of the budget (-0.027 against a cosine at 400 steps, README). progress is the fraction of
-    the budget spent, by steps or by time, whichever is further along, so a time budget gets all of it."""
+    cooldown_frac of the budget (-0.027 against a cosine at 400 steps, README). fraction is the part of the
+    budget spent, by steps or by time, whichever is further along, so a time budget gets all of it."""
     if step < hp.warmup_iters:
         return hp.learning_rate * (step + 1) / hp.warmup_iters
-    cooldown = min(max((progress - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
+    cooldown = min(max((fraction - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
     return hp.learning_rate + cooldown * (hp.min_lr - hp.learning_rate)
 
 # ----------------------------------------------------------------------------- train
@@ -335,8 +335,8 @@ def write(model, prompt, chars):
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
-    """What `python gpt.py` does: train, report the final val loss and write a sample; or, with --sample, only
-    write. It returns what the run made (model, encode, decode, chars, step, val_loss), for the next cell."""
+    """What `python gpt.py` does: train, report the final val loss and write a sample (--sample: only write).
+    It returns model, encode, decode, chars, step and val_loss for the next cell (--sample: the first 4)."""
     global hp
     started = time.time()
     with one_line_errors():  # a bad input or setting ends with one line and exit status 2 (plumbing)
@@ -360,7 +360,7 @@ def main(argv=None):
         ckpt = Checkpoint(hp.ckpt_path, model, optimizer, chars, checkpoint)  # restores a resumed run's state
         describe(device, overrides, model)
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
-            step = train(model, optimizer, ckpt, *ckpt.start)
+            step = train(model, optimizer, ckpt, *ckpt.start)  # from step 0, or where a resumed run stopped
             check_replicas(model)
         result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
         if MASTER:  # the best model: its loss on the whole validation split, then a sample
@@ -563,7 +563,7 @@ def describe(device, overrides, model):
         plan += f" or {hp.max_time:g} s, whichever ends first"
     log(plan)
 
-KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # what this script saves
+KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # a checkpoint's fields
 SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps the checkpoint's
 
 def load_checkpoint(path):
