@@ -164,6 +164,8 @@ DEFAULT_INPUT = os.path.join(HERE, "input.txt")
 def configure(argv):
     """The defaults, then the overrides, checked. A notebook kernel's own argv is not for this script."""
     argv = (sys.argv[:1] if "ipykernel" in sys.modules else sys.argv) if argv is None else argv
+    if argv and argv[0].startswith("-"):  # main(["--max_iters=5"]), with no program name
+        argv = ["bigram.py", *argv]
     if "-h" in argv or "--help" in argv:
         print_help(argv[0])
         sys.exit(0)

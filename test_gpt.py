@@ -340,6 +340,13 @@ def test_a_notebook_kernels_own_arguments_are_ignored(monkeypatch):
     assert overrides == {} and settings.n_layer == gpt.Hyperparameters().n_layer
 
 
+def test_settings_without_the_program_name_are_not_mistaken_for_it():
+    settings, _, overrides = gpt.configure(["--max_iters=5", "--seed=7"])
+    assert (settings.max_iters, settings.seed, overrides) == (5, 7, {"max_iters": 5, "seed": 7})
+    settings = bigram.configure(["--max_iters=5", "--seed=7"])
+    assert (settings.max_iters, settings.seed) == (5, 7)
+
+
 def test_the_device_picks_its_column_of_defaults_and_editing_a_default_changes_the_run(monkeypatch):
     settings, device, _ = gpt.configure(["gpt.py", "--device=cpu"])
     assert (settings.n_layer, settings.max_time) == (3, 280.0)
