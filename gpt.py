@@ -50,7 +50,7 @@ class Hyperparameters:
     dropout: float = by_device(cpu=0.0, cuda=0.2)           # on embeddings, attention and residual branches
     learning_rate: float = by_device(cpu=1.5e-3, cuda=1e-3) # peak learning rate, reached after the warmup
     min_lr: float = by_device(cpu=1.5e-4, cuda=1e-4)        # the learning rate at the end of the budget
-    max_iters: int = by_device(cpu=100_000, cuda=5000)      # optimiser steps at most
+    max_iters: int = by_device(cpu=100_000, cuda=1200)      # optimiser steps at most
     max_time: float = by_device(cpu=280.0, cuda=0.0)        # seconds in all, compiling included (0: no limit)
     eval_interval: int = by_device(cpu=500, cuda=250)       # steps between train/val estimates (and the last)
     eval_iters: int = by_device(cpu=10, cuda=50)            # batches per estimate, which picks the checkpoint
@@ -711,15 +711,15 @@ def check_replicas(model):
 
 def for_training(model):
     """The module the loop calls: compiled where torch.compile works (it needs a C++ compiler, and Triton on a
-    GPU), and wrapped in DDP under torchrun. The compile's warm-up step runs on zeros under a forked RNG, so
+    GPU), and wrapped in DDP under torchrun. The compile's warm-up step draws its batch under a forked RNG, so
     a compiled run draws the same batches as an eager one."""
     t0, device, fast = time.time(), model.lm_head.weight.device, model
     if hp.compile:
         try:
             candidate = torch.compile(model)
-            x = torch.zeros(hp.batch_size // WORLD_SIZE, hp.block_size, dtype=torch.long, device=device)
+            # get_batch's own layout: a contiguous batch made step 1 compile again (17 s on an H100, README)
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast(device):
-                _, loss = candidate(x, x)
+                _, loss = candidate(*get_batch("train", hp.batch_size // WORLD_SIZE))
             loss.backward()  # compiles the backward graph too, so the first timed steps are real steps
             fast = candidate
             log(f"compiled in {time.time() - t0:.1f} s")
@@ -743,7 +743,7 @@ def stop_signals():
     def handler(signum, frame):
         if stop.requested and WORLD_SIZE == 1:  # torchrun forwards each signal it gets, and kills after 30 s
             raise KeyboardInterrupt
-        stop.requested = signal.Signals(signum).name
+        stop.requested = signum  # a number, so that every process can agree on it
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
@@ -768,13 +768,13 @@ class Progress:
         """max_iters, max_time (keeping time for a last evaluation as long as the one before) or a stop."""
         if self.t_log is None:  # the speed is measured from the first step on, after compiling
             self.t_log = time.time()
-        agreed = torch.tensor([time.time() - self.t0, float(bool(stop_requested)), self.eval_cost])
+        agreed = torch.tensor([time.time() - self.t0, float(stop_requested or 0), self.eval_cost])
         if WORLD_SIZE > 1:  # every process takes the same schedule and stops at the same step
             agreed = agreed.to(self.ckpt.model.lm_head.weight.device)
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
         self.elapsed, stopping, eval_cost = agreed.tolist()
         if stopping:
-            log(f"\ninterrupted by {stop_requested or 'another process'}: finishing with the best checkpoint")
+            log(f"\ninterrupted by {signal.Signals(int(stopping)).name}: finishing with the best checkpoint")
         return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed + eval_cost or stopping > 0
 
     def fraction(self, step):

@@ -456,6 +456,19 @@ def test_compiling_does_not_change_the_batches_a_run_draws(text_file, tmp_path, 
     assert runs[0] == runs[1] and len(runs[0]) == 7
 
 
+def test_the_compile_warm_up_compiles_the_graph_that_the_loop_then_runs(text_file, tmp_path, capsys, monkeypatch):
+    """A warm-up batch of another layout than get_batch's made the first real step compile again (17 s on an
+    H100). Dynamo's eager backend keeps its guards without generating code, so this takes a second."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend="eager"))
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)  # a second compile raises
+    torch._dynamo.reset()
+    args = ["gpt.py", f"--input={text_file}", *TINY, "--compile=true", f"--ckpt_path={tmp_path / 'c.pt'}"]
+    code, out, _ = run_main(args, capsys)
+    torch._dynamo.reset()
+    assert code == 0 and "compiled in" in out and "step 30: train loss" in out
+
+
 @pytest.mark.parametrize("name", ["bigram.py", "gpt.py"])
 def test_a_missing_text_whose_download_fails_stops_with_one_line_and_no_traceback(name, tmp_path):
     alone = tmp_path / name  # a copy of the script in a folder with no input.txt beside it, with no network
@@ -779,6 +792,18 @@ def test_under_torchrun_ctrl_c_or_sigterm_stops_every_process_together_with_the_
     out, err = proc.communicate(timeout=60)
     assert f"interrupted by {sig.name}" in out and "final val loss" in out and ckpt.exists()
     assert out.count("final val loss") == 1 and "KeyboardInterrupt" not in err
+
+
+def test_under_torchrun_a_signal_that_only_another_process_has_seen_yet_is_named_by_rank_0(monkeypatch, capsys):
+    """Ctrl-C reaches every process, but not at the same instant: rank 0 may learn of it from the others first
+    (the agreement step takes the largest signal number of all processes)."""
+    another_got_sigint = lambda t, op: t.__setitem__(1, max(t[1].item(), float(signal.SIGINT)))
+    monkeypatch.setattr(gpt, "WORLD_SIZE", 2)
+    monkeypatch.setattr(torch.distributed, "all_reduce", another_got_sigint)
+    gpt.hp = gpt.Hyperparameters(max_time=0)
+    progress = gpt.Progress(0, 0.0, types.SimpleNamespace(model=tiny_gpt(10)))
+    assert progress.is_last(5, stop_requested=None)
+    assert "interrupted by SIGINT: finishing with the best checkpoint" in capsys.readouterr().out
 
 
 def test_pasted_into_a_notebook_cell_it_runs_without_file_and_ignores_the_kernel_arguments(tmp_path):
