@@ -3,8 +3,8 @@ gpt.py: a character-level GPT, written from scratch in one file, trained on tiny
 Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT: each character is
 a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
 connections and LayerNorm) learns to predict the next one; bigram.py is the baseline. It trains as nanoGPT
-does (AdamW with weight decay, gradient clipping, N(0, 0.02) weights, no biases), and measurements (README)
-chose rotary positions, QK-norm and ReLU² (together), zero-initialised output projections and the schedule.
+does (AdamW, weight decay, gradient clipping, N(0, 0.02) weights, no biases in the linear layers); measured
+choices (README): rotary positions, QK-norm, ReLU², zero-initialised output projections, the schedule.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
     python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
@@ -36,7 +36,7 @@ from torch.nn import functional as F
 def by_device(cpu, cuda):  # a helper for the table below: one default per kind of device
     """A default for each kind of device: a CUDA GPU trains a model of the lecture's size, a CPU (or mps)
     a small one within a time budget, since the lecture's would need ~17 hours on 2 CPU cores; in 280 s on
-    2 cores, the more steps of 3 x 96 at block 64 beat fewer of 4 x 96 or 4 x 128 (README)."""
+    2 cores, more steps of 3 layers x 96 wide at block 64 beat fewer of 4 x 96 or 4 x 128 (README)."""
     return field(default=cpu, metadata={"cuda": cuda})
 
 @dataclass
@@ -47,18 +47,18 @@ class Hyperparameters:
     n_layer: int = by_device(cpu=3, cuda=6)                 # transformer blocks
     n_head: int = by_device(cpu=3, cuda=6)                  # attention heads, each n_embd // n_head wide
     n_embd: int = by_device(cpu=96, cuda=384)               # width of the residual stream
-    dropout: float = by_device(cpu=0.0, cuda=0.2)           # on embeddings, attention and residual branches
+    dropout: float = by_device(cpu=0.0, cuda=0.2)           # on the embedding, attention, residual branches
     learning_rate: float = by_device(cpu=1.5e-3, cuda=1e-3) # peak learning rate, reached after the warmup
     min_lr: float = by_device(cpu=1.5e-4, cuda=1e-4)        # the learning rate at the end of the budget
     max_iters: int = by_device(cpu=100_000, cuda=1200)      # optimiser steps at most
-    max_time: float = by_device(cpu=280.0, cuda=0.0)        # seconds in all, compiling included (0: no limit)
+    max_time: float = by_device(cpu=280.0, cuda=0.0)        # training seconds, compiling included (0: none)
     eval_interval: int = by_device(cpu=500, cuda=250)       # steps between train/val estimates (and the last)
     eval_iters: int = by_device(cpu=10, cuda=50)            # batches per estimate, which picks the checkpoint
     log_interval: int = by_device(cpu=100, cuda=50)         # steps between progress lines
     # the same on every device
     warmup_iters: int = 100     # steps of linear warmup up to learning_rate
     cooldown_frac: float = 0.5  # the last part of the budget, in which the learning rate decays to min_lr
-    weight_decay: float = 0.1   # AdamW decay, on matrices only
+    weight_decay: float = 0.1   # AdamW decay, on the weight matrices (embeddings too), not the LayerNorms
     grad_clip: float = 1.0      # clip the gradient norm to this (0: off)
     device: str = "auto"        # auto picks cuda, then mps, then cpu
     compile: bool = True        # torch.compile the model; it falls back to eager if compiling fails
@@ -68,7 +68,7 @@ class Hyperparameters:
     ckpt_path: str = "gpt.pt"   # the best model so far, by val loss; the default lives beside this script
     resume: bool = False        # continue training from ckpt_path
     sample: bool = False        # only write text from ckpt_path, no training
-    prompt: str = ""            # the text a sample continues (empty: a newline)
+    prompt: str = ""            # the text a sample continues (empty: a newline, if the text has one)
     max_new_tokens: int = 500   # characters to write
     temperature: float = 1.0    # < 1 is more conservative, > 1 more adventurous, 0 takes the likeliest
     top_k: int = 0              # sample among the k likeliest characters only (0: all)
@@ -136,7 +136,7 @@ class GPTConfig:
 
 def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
-    q, k, v: (B, nh, T, hs). A test checks that the two agree."""
+    q, k, v: (B, nh, T, hs). The model calls the fused one; a test checks that they agree."""
     T, hs = q.size(-2), q.size(-1)
     wei = q @ k.transpose(-2, -1) * hs**-0.5  # (B, nh, T, T); scaled to unit variance so softmax stays soft
     tril = torch.tril(torch.ones(T, T, dtype=torch.bool, device=q.device))
@@ -152,7 +152,7 @@ def rotary_tables(block_size, head_size, base=10000.0):
 
 def apply_rotary(x, cos, sin):
     """Rotary position embedding: turn each pair of channels of q or k (channel i with channel i + hs/2) by
-    an angle that grows with the position, so q·k depends on how far apart two tokens are.
+    an angle that grows with the position, so q·k sees positions only as how far apart two tokens are.
     x: (B, nh, T, hs); cos, sin: (T, hs/2)."""
     x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, nh, T, hs)
@@ -175,7 +175,7 @@ class CausalSelfAttention(nn.Module):
         # QK-norm: unit-RMS queries and keys bound the attention logits, so a high learning rate trains stably
         q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # attention_reference in one kernel (flash attention on a GPU); dropout_p: the lecture's wei dropout
+        # attention_reference in one kernel (flash attention in bf16 on recent GPUs); dropout_p: wei's dropout
         dropout_p = self.dropout_p if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
@@ -191,7 +191,7 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        # ReLU squared: the lecture's ReLU, squared, as in modded-nanogpt (measured with the rest, README)
+        # ReLU squared: the lecture's ReLU, squared, as in modded-nanogpt (chosen with rotary and QK-norm)
         return self.dropout(self.c_proj(F.relu(self.c_fc(x)).square()))  # (B, T, C)
 
 class Block(nn.Module):
@@ -226,8 +226,8 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # N(0, 0.02) makes the first logits near zero, so the loss starts near ln(vocab_size): every character
-        # equally likely. The projections back into the residual stream start at zero, so each block starts as
-        # the identity and depth cannot inflate the stream (modded-nanogpt; -0.015 at 400 steps, README)
+        # equally likely. The projections back into the residual stream start at zero, so each block starts
+        # as the identity and depth cannot grow the stream (modded-nanogpt; val -0.015 at 400 steps, README)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.zeros_(p)
@@ -270,8 +270,8 @@ class GPT(nn.Module):
 
 # ----------------------------------------------------------------------------- optimiser and schedule
 def make_optimizer(model):
-    """AdamW with nanoGPT's betas, decaying matrices only (not LayerNorm's vectors), fused into one kernel on
-    every device: on 2 CPU cores its step took 0.6 ms, the foreach default's 3.7 ms (README)."""
+    """AdamW with nanoGPT's default betas, decaying matrices only (not LayerNorm's vectors), fused into one
+    kernel on every device: on 2 CPU cores its step took 0.6 ms, the foreach default's 3.7 ms (README)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
@@ -280,8 +280,9 @@ def make_optimizer(model):
 
 def get_lr(step, fraction):
     """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr over the last
-    cooldown_frac of the budget (-0.027 against a cosine at 400 steps, README). fraction is the part of the
-    budget spent, by steps or by time, whichever is further along, so a time budget gets all of it."""
+    cooldown_frac of the budget (val loss -0.027 against a cosine at 400 steps, README). fraction is the
+    part of the budget spent, by steps or by time, whichever is further along: under max_time too, the decay
+    ends at min_lr."""
     if step < hp.warmup_iters:
         return hp.learning_rate * (step + 1) / hp.warmup_iters
     cooldown = min(max((fraction - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
@@ -297,7 +298,7 @@ def train(model, optimizer, ckpt, step, elapsed):
     with stop_signals() as stop:  # Ctrl-C or SIGTERM: finish at the next step boundary (plumbing)
         while True:
             last = progress.is_last(step, stop.requested)  # every rank agrees, so none waits forever
-            if MASTER and (step % hp.eval_interval == 0 or last):
+            if MASTER and (step % hp.eval_interval == 0 or last):  # MASTER: process 0 (plumbing)
                 t_eval = time.time()
                 losses = estimate_loss(model)
                 saved = ckpt.save_if_best(step, losses["val"], progress.elapsed)
@@ -360,15 +361,16 @@ def main(argv=None):
         ckpt = Checkpoint(hp.ckpt_path, model, optimizer, chars, checkpoint)  # restores a resumed run's state
         describe(device, overrides, model)
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
-            step = train(model, optimizer, ckpt, *ckpt.start)  # from step 0, or where a resumed run stopped
+            step = train(model, optimizer, ckpt, *ckpt.start)  # from 0, or from the resumed checkpoint's step
             check_replicas(model)
         result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
         if MASTER:  # the best model: its loss on the whole validation split, then a sample
             best = ckpt.best() or {"model": model.state_dict(), "step": step}  # None if no evaluation saved
+            where = hp.ckpt_path if "chars" in best else "the last step's weights: no checkpoint was saved"
             model.load_state_dict(best["model"])
             result.val_loss = split_loss(model, val_data)
             note = f", its first {hp.eval_chars:,} characters" if len(val_data) > hp.eval_chars + 1 else ""
-            print(f"best checkpoint: step {best['step']} ({hp.ckpt_path}); on the validation split{note}:")
+            print(f"best checkpoint: step {best['step']} ({where}); on the validation split{note}:")
             print(f"final val loss {result.val_loss:.4f}")
             print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
             write(model, prompt, chars)
@@ -472,8 +474,9 @@ def pick_device(name):
     """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its own GPU."""
     found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     usable = [d for d in found if found[d]]
+    usable += [f"cuda:{i}" for i in range(torch.cuda.device_count() if found["cuda"] else 0)]
     name = usable[0] if name == "auto" else name
-    if name.split(":")[0] not in usable:
+    if name not in usable:
         raise UsageError(f"--device={name} is not available here; usable: auto, {', '.join(usable)}")
     if WORLD_SIZE > 1 and name.startswith("cuda"):
         if name != "cuda":
@@ -549,7 +552,7 @@ def show_vocab(chars, limit=100):
 
 def describe(device, overrides, model):
     c, n_params = model.config, sum(p.numel() for p in model.parameters())
-    why = "small default for a CPU (the lecture's model needs ~17 h on 2 cores)"
+    why = "the small default of a CPU or mps (the lecture's model needs ~17 h on 2 CPU cores)"
     if device.startswith("cuda"):
         why = f"the lecture's model; bf16: {isinstance(autocast(torch.device(device)), torch.autocast)}"
     log(f"device {device}; {why}; overridden: {', '.join(sorted(overrides)) or 'nothing'}")
@@ -558,10 +561,8 @@ def describe(device, overrides, model):
     plan = f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
     if WORLD_SIZE > 1:
         plan += f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
-    plan += f"; {hp.max_iters:,} steps"
-    if hp.max_time:
-        plan += f" or {hp.max_time:g} s, whichever ends first"
-    log(plan)
+    budget = f" or {hp.max_time:g} s, whichever ends first" if hp.max_time else ""
+    log(f"{plan}; {hp.max_iters:,} steps{budget}")
 
 KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # a checkpoint's fields
 SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps the checkpoint's
@@ -572,11 +573,12 @@ def load_checkpoint(path):
         raise UsageError(f"no checkpoint at {path}; train one with `python gpt.py` (or set --ckpt_path)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        GPTConfig(**checkpoint["config"])
+        missing = [key for key in KEYS if key not in checkpoint]
+        if not missing:  # a config that makes no model is a broken file too
+            GPTConfig(**checkpoint["config"])
     except Exception as e:
         raise UsageError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); "
                          "delete it and train again") from None
-    missing = [key for key in KEYS if key not in checkpoint]
     if missing:
         raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train one with `python gpt.py`")
     return checkpoint
@@ -685,9 +687,7 @@ class Checkpoint:
 
     def best(self):
         """The best checkpoint, read back from its file as --sample would; None if this run saved none."""
-        if self.mine and identity(self.path) == self.mine:
-            return load_checkpoint(self.path)
-        return None
+        return load_checkpoint(self.path) if self.mine and identity(self.path) == self.mine else None
 
 @contextmanager
 def distributed(device):

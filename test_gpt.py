@@ -377,9 +377,18 @@ def test_an_unavailable_device_is_refused_with_the_usable_ones():
                 gpt.pick_device(name)
 
 
+def test_a_gpu_number_that_the_machine_lacks_is_refused_with_the_usable_ones(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert gpt.pick_device("cuda:0") == "cuda:0"
+    with pytest.raises(gpt.UsageError, match="--device=cuda:5 is not available here; usable: auto, cuda, .*cuda:0$"):
+        gpt.pick_device("cuda:5")
+
+
 def test_under_torchrun_a_numbered_gpu_is_refused_since_each_process_takes_its_own(monkeypatch):
     monkeypatch.setattr(gpt, "WORLD_SIZE", 2)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(gpt.UsageError, match="--device=cuda:1: under torchrun each process takes the GPU of its"):
         gpt.pick_device("cuda:1")
 
@@ -433,7 +442,7 @@ def test_gpt_log_lines_give_speed_elapsed_time_and_time_left(text_file, tmp_path
     lines = [line for line in out.splitlines() if line.startswith("step ")]
     assert len(lines) == 3 + 4  # a progress line every 10 steps, an evaluation every 10 and at step 0
     assert all(("tok/s" in line or line.startswith("step 0:")) and "elapsed" in line and "left" in line for line in lines)
-    assert "small default for a CPU" in out and "parameters" in out
+    assert "the small default of a CPU or mps" in out and "parameters" in out
 
 
 def test_main_returns_the_trained_model_and_the_tokenizer_for_the_next_notebook_cell(text_file, tmp_path, capsys):
@@ -597,7 +606,7 @@ def damaged(ckpt, damage, path):
         path.write_bytes(ckpt.read_bytes()[:2000])
     elif damage == "garbage":
         path.write_bytes(b"not a checkpoint at all" * 10)
-    elif damage in ("no optimizer", "no step", "no chars"):
+    elif damage in ("no optimizer", "no step", "no chars", "no config"):
         checkpoint = torch.load(ckpt, weights_only=True)
         del checkpoint[damage.split()[1]]
         torch.save(checkpoint, path)
@@ -611,6 +620,7 @@ def damaged(ckpt, damage, path):
 @pytest.mark.parametrize("damage, message", [("missing", "no checkpoint at"), ("truncated", "corrupt or truncated"),
                                              ("garbage", "corrupt or truncated"), ("no optimizer", "lacks optimizer"),
                                              ("no step", "lacks step"), ("no chars", "lacks chars"),
+                                             ("no config", "lacks config"),
                                              ("other shapes", "it describes (size mismatch for")])
 @pytest.mark.parametrize("mode", ["--sample", "--resume"])
 def test_a_missing_broken_or_incomplete_checkpoint_stops_with_one_line(damage, message, mode, trained, tmp_path, capsys):
@@ -666,6 +676,15 @@ def test_a_new_run_never_destroys_a_checkpoint_that_another_run_wrote(trained, t
     assert kept.read_bytes() == ckpt.read_bytes() and torch.load(path, weights_only=True)["step"] == 3
     run_main(["gpt.py", f"--input={text}", *TINY, "--max_iters=2", f"--ckpt_path={path}"], capsys)
     assert sorted(os.listdir(tmp_path)) == ["gpt.1.pt", "gpt.2.pt", "gpt.pt"]  # the third run keeps the second's
+
+
+def test_a_run_that_saved_no_checkpoint_says_that_its_final_loss_is_of_the_last_steps_weights(
+        text_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gpt.Checkpoint, "save_if_best", lambda self, *args: False)  # as if every estimate were NaN
+    path = tmp_path / "gpt.pt"
+    code, out, err = run_main(["gpt.py", f"--input={text_file}", *TINY, "--max_iters=2", f"--ckpt_path={path}"], capsys)
+    assert code == 0, err
+    assert "best checkpoint: step 2 (the last step's weights: no checkpoint was saved)" in out and not path.exists()
 
 
 def test_a_checkpoint_folder_that_does_not_exist_is_made(text_file, tmp_path, capsys):
