@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from types import SimpleNamespace
@@ -696,6 +697,10 @@ def distributed(device):
         torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     try:
         yield
+    except BaseException as e:  # the error's traceback holds the loop's DDP wrapper: freed at exit, after the
+        if WORLD_SIZE > 1:  # group, it hung gloo (1 run in 8 on a busy CPU), so it is freed now
+            traceback.clear_frames(e.__traceback__)  # (a single process keeps its frames for a debugger)
+        raise
     finally:
         if WORLD_SIZE > 1:
             torch.distributed.destroy_process_group()
