@@ -697,8 +697,8 @@ def distributed(device):
         torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     try:
         yield
-    except BaseException as e:  # the error's traceback holds the loop's DDP wrapper: freed at exit, after the
-        if WORLD_SIZE > 1:  # group, it hung gloo (1 run in 8 on a busy CPU), so it is freed now
+    except BaseException as e:  # an error's traceback holds the loop's DDP wrapper; freed only at exit, after
+        if WORLD_SIZE > 1:  # the group is gone, it hung gloo's threads (1 run in 8, busy CPU): free it now
             traceback.clear_frames(e.__traceback__)  # (a single process keeps its frames for a debugger)
         raise
     finally:
