@@ -4,7 +4,8 @@ Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" 
 a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
 connections and LayerNorm) learns to predict the next one; bigram.py is the baseline. It trains as nanoGPT
 does (AdamW, weight decay, gradient clipping, N(0, 0.02) weights, no biases in the linear layers); measured
-choices (README): rotary positions, QK-norm, ReLU², zero-initialised output projections, the schedule.
+choices (README): bigram embeddings, rotary positions, QK-norm, ReLU², zero-initialised output projections,
+the schedule.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
     python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
@@ -59,7 +60,7 @@ class Hyperparameters:
     # the same on every device
     warmup_iters: int = 100     # steps of linear warmup up to learning_rate
     cooldown_frac: float = 0.5  # the last part of the budget, in which the learning rate decays to min_lr
-    weight_decay: float = 0.1   # AdamW decay, on the weight matrices (embeddings too), not the LayerNorms
+    weight_decay: float = 0.3   # AdamW decay on weight matrices and embeddings (0.1 let the bigrams overfit)
     grad_clip: float = 1.0      # clip the gradient norm to this (0: off)
     device: str = "auto"        # auto picks cuda, then mps, then cpu
     compile: bool = True        # torch.compile the model; it falls back to eager if compiling fails
@@ -210,13 +211,15 @@ class Block(nn.Module):
         return x + self.ffwd(self.ln2(x))  # (B, T, C)
 
 class GPT(nn.Module):
-    """The lecture's BigramLanguageModel grown into a GPT: embeddings, n_layer blocks, a final LayerNorm and
-    a linear head that scores every character of the vocabulary as the next one."""
+    """The lecture's BigramLanguageModel grown into a GPT: embeddings of each character and of each bigram,
+    n_layer blocks, a final LayerNorm and a linear head that scores every character as the next one."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
+        # a vector per pair (previous character, this one), and per character opening a window (README)
+        self.bigram_embedding_table = nn.Embedding((config.vocab_size + 1) * config.vocab_size, config.n_embd)
         # positions enter as rotations of q and k (apply_rotary), not as a learned table added to the tokens
         cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
         self.register_buffer("rope_cos", cos, persistent=False)
@@ -228,16 +231,19 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # N(0, 0.02) makes the first logits near zero, so the loss starts near ln(vocab_size): every character
         # equally likely. The projections back into the residual stream start at zero, so each block starts
-        # as the identity and depth cannot grow the stream (modded-nanogpt; val -0.015 at 400 steps, README)
+        # as the identity and depth cannot grow the stream (modded-nanogpt; val -0.015 at 400 steps, README);
+        # the bigrams' vectors start at zero too: training starts from the characters-only model (val -0.009)
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
+            if name.endswith("c_proj.weight") or name.startswith("bigram"):
                 nn.init.zeros_(p)
             elif p.dim() == 2:
                 nn.init.normal_(p, mean=0.0, std=0.02)
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
-        x = self.drop(self.token_embedding_table(idx))  # (B, T, C)
+        prev = F.pad(idx[:, :-1], (1, 0), value=self.config.vocab_size)  # (B, T); vocab_size: window start
+        x = self.token_embedding_table(idx) + self.bigram_embedding_table(prev * self.config.vocab_size + idx)
+        x = self.drop(x)  # (B, T, C)
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, hs/2)
         for block in self.blocks:
             x = block(x, cos, sin)  # (B, T, C)
@@ -275,15 +281,13 @@ def make_optimizer(model):
     kernel on every device: on 2 CPU cores its step took 0.6 ms, the foreach default's 3.7 ms (README)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}],
-                             lr=hp.learning_rate, betas=(0.9, 0.95), fused=True)
+    groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=hp.learning_rate, betas=(0.9, 0.95), fused=True)
 
 def get_lr(step, fraction):
     """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr over the last
-    cooldown_frac of the budget (val loss -0.027 against a cosine at 400 steps, README). fraction is the
-    part of the budget spent, by steps or by time, whichever is further along: under max_time too, the decay
-    ends at min_lr."""
+    cooldown_frac of the budget (val -0.027 against a cosine at 400 steps, README). fraction: the part of the
+    budget spent, by steps or by time, whichever is further along, so under max_time too it ends at min_lr."""
     if step < hp.warmup_iters:
         return hp.learning_rate * (step + 1) / hp.warmup_iters
     cooldown = min(max((fraction - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
