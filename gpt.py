@@ -5,7 +5,7 @@ a token, and a stack of blocks (masked multi-head self-attention, then a feed-fo
 connections and LayerNorm) learns to predict the next one; bigram.py is the baseline. It trains as nanoGPT
 does (AdamW, weight decay, gradient clipping, N(0, 0.02) weights, no biases in the linear layers); measured
 choices (README): bigram embeddings, rotary positions, QK-norm, ReLU², zero-initialised output projections,
-the schedule.
+the schedule, and on a CPU, Muon for the blocks' matrices.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
     python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
