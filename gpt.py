@@ -512,8 +512,10 @@ def muon_in_fp32_on_cpu():
     """torch.optim.Muon orthogonalises each update by a Newton-Schulz iteration in bf16, which a CPU without
     native bf16 emulates: a step took 216 ms with it here, ~80 in fp32, ~62 with AdamW only (README). torch
     2.13 has no setting for it: for CPU tensors, for the rest of the process, it is swapped for fp32."""
-    import torch.optim._muon as muon
-    original = muon._zeropower_via_newtonschulz
+    muon = sys.modules.get("torch.optim._muon")  # torch 2.13's place for it; a later torch may move it
+    original = getattr(muon, "_zeropower_via_newtonschulz", None)
+    if original is None or hasattr(original, "torch_own"):  # then Muon runs as torch has it; or done already
+        return
     def orthogonalise(grad, ns_coefficients, ns_steps, eps):
         if grad.device.type != "cpu":  # any other device keeps torch's own
             return original(grad, ns_coefficients, ns_steps, eps)
@@ -524,9 +526,8 @@ def muon_in_fp32_on_cpu():
             A = X @ X.T  # (m, m)
             X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # aX + (bA + cA²)X
         return X.T if grad.size(0) > grad.size(1) else X
-    if not hasattr(original, "torch_own"):  # once per process
-        orthogonalise.torch_own = original
-        muon._zeropower_via_newtonschulz = orthogonalise
+    orthogonalise.torch_own = original
+    muon._zeropower_via_newtonschulz = orthogonalise
 
 TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
                         "tinyshakespeare/input.txt")

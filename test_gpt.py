@@ -233,6 +233,13 @@ def test_on_a_cpu_muon_orthogonalises_in_fp32_and_agrees_with_torchs_bf16_iterat
     assert elsewhere.dtype == torch.bfloat16  # another device (a GPU; here meta) keeps torch's own
 
 
+def test_a_torch_without_that_iteration_in_its_place_keeps_its_own_muon(monkeypatch):
+    moved = types.SimpleNamespace()  # a later torch whose Muon keeps the iteration elsewhere
+    monkeypatch.setitem(sys.modules, "torch.optim._muon", moved)
+    gpt.muon_in_fp32_on_cpu()  # neither fails nor swaps anything
+    assert vars(moved) == {}
+
+
 def test_gpt_is_causal_a_token_never_changes_the_logits_before_it():
     torch.manual_seed(0)
     model = tiny_gpt(40, trained=True).eval()
