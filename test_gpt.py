@@ -720,6 +720,7 @@ def test_resuming_with_the_other_optimiser_setting_stops_with_one_line_naming_it
 def test_a_checkpoint_from_before_muon_resumes_with_adamw_only_and_is_refused_with_muon(text_file, tmp_path, capsys):
     ckpt = tmp_path / "old.pt"
     code, _, err = run_main(["gpt.py", f"--input={text_file}", *TINY, "--muon=false", f"--ckpt_path={ckpt}"], capsys)
+    assert code == 0, err
     checkpoint = torch.load(ckpt, weights_only=True)
     checkpoint["optimizer"] = checkpoint["optimizer"][0]  # the format before Muon: AdamW's state alone
     torch.save(checkpoint, ckpt)
