@@ -1,26 +1,22 @@
-"""
-gpt.py: a character-level GPT, written from scratch in one file, trained on tiny-shakespeare. It follows
-Andrej Karpathy's lecture "Let's build GPT: from scratch, in code, spelled out" and nanoGPT: each character is
-a token, and a stack of blocks (masked multi-head self-attention, then a feed-forward layer, with residual
-connections and LayerNorm) learns to predict the next one; bigram.py is the baseline. It trains as nanoGPT
-does (AdamW, weight decay, gradient clipping, N(0, 0.02) weights, no biases in the linear layers); measured
-choices (README): bigram embeddings, rotary positions, QK-norm, ReLU², zero-initialised output projections,
-the schedule, and on a CPU, Muon for the blocks' matrices.
+"""gpt.py: a character-level GPT written from scratch in one file, after Andrej Karpathy's lecture "Let's
+build GPT: from scratch, in code, spelled out" and nanoGPT: masked multi-head attention, feed-forward layers,
+residual connections and LayerNorm learn to predict each next character. bigram.py is the baseline; the
+README says where this departs from the lecture, and what each change gained.
 
     python gpt.py                                 train (a CPU or a GPU default, by device), then write
-    python gpt.py --max_iters=500 --device=cpu    override any hyperparameter; --help lists them all
-    python gpt.py --input=my_text.txt             train on any UTF-8 text
+    python gpt.py --max_iters=500 --device=cpu    override any setting; --help lists them all
+    python gpt.py --input=my_text.txt             train on any UTF-8 text, in any alphabet
     python gpt.py --sample --prompt="ROMEO:"      write from the saved checkpoint, no training
     python gpt.py --resume                        continue training from the checkpoint
     torchrun --standalone --nproc_per_node=2 gpt.py   data-parallel training on 2 processes (or GPUs)
-In a notebook, paste it into a cell whose last line is result = main(["gpt.py", "--max_iters=500"]); the
-next cell can use result.model, result.encode and result.decode. Below "# ---- plumbing" is what serves it.
+In a notebook: %run gpt.py --max_iters=500, or paste the file into a cell ending in result = main([...]); then
+result.model, result.encode and result.decode are at hand. "# ---- plumbing" starts what serves the rest.
 """
+import argparse
+import codecs
 import hashlib
-import inspect
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -35,46 +31,43 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 # ----------------------------------------------------------------------------- hyperparameters
-def by_device(cpu, cuda):  # a helper for the table below: one default per kind of device
-    """A default for each kind of device: a CUDA GPU trains a model of the lecture's size, a CPU (or mps) a
-    small one in a time budget (the lecture's would need ~17 hours on 2 CPU cores); in 280 s there, 3 layers
-    x 96 wide beat 4 x 96 and 4 x 128, and (with Muon) 8 windows of 256 a step beat 32 of 64 (README)."""
-    return field(default=cpu, metadata={"cuda": cuda})
+def setting(default, meaning, cuda=None):
+    """A hyperparameter: its default, what it means (for --help), and a CUDA GPU's default if it differs."""
+    return field(default=default, metadata={"help": meaning, **({} if cuda is None else {"cuda": cuda})})
 
 @dataclass
 class Hyperparameters:
-    # the model and its training, for each kind of device: edit the value for yours
-    batch_size: int = by_device(cpu=8, cuda=64)             # sequences per optimiser step, all processes
-    block_size: int = 256                                   # context length: the characters the model sees
-    n_layer: int = by_device(cpu=3, cuda=6)                 # transformer blocks
-    n_head: int = by_device(cpu=3, cuda=6)                  # attention heads, each n_embd // n_head wide
-    n_embd: int = by_device(cpu=96, cuda=384)               # width of the residual stream
-    dropout: float = by_device(cpu=0.0, cuda=0.2)           # on the embedding, attention, residual branches
-    learning_rate: float = by_device(cpu=1.5e-3, cuda=1e-3) # peak learning rate, reached after the warmup
-    min_lr: float = by_device(cpu=1.5e-4, cuda=1e-4)        # the learning rate at the end of the budget
-    max_iters: int = by_device(cpu=100_000, cuda=1200)      # optimiser steps at most
-    max_time: float = by_device(cpu=280.0, cuda=0.0)        # training seconds, compiling included (0: none)
-    eval_interval: int = by_device(cpu=500, cuda=250)       # steps between train/val estimates (and the last)
-    eval_iters: int = by_device(cpu=10, cuda=50)            # batches per estimate, which picks the checkpoint
-    log_interval: int = by_device(cpu=100, cuda=50)         # steps between progress lines
-    muon: bool = by_device(cpu=True, cuda=False)            # Muon for the blocks' matrices (else all AdamW)
-    # the same on every device
-    warmup_iters: int = 100     # steps of linear warmup up to learning_rate
-    cooldown_frac: float = 0.5  # the last part of the budget, in which the learning rate decays to min_lr
-    weight_decay: float = 0.3   # decay of the weight matrices and embeddings (0.1 let the bigrams overfit)
-    grad_clip: float = 1.0      # clip the gradient norm to this (0: off)
-    device: str = "auto"        # auto picks cuda, then mps, then cpu
-    compile: bool = True        # torch.compile the model; it falls back to eager if compiling fails
-    seed: int = 1337            # one seed makes a run, and a sample, repeatable
-    input: str = "input.txt"    # the text to train on; the default is looked for beside this script
-    eval_chars: int = 1_000_000 # the final validation loss reads at most this many characters
-    ckpt_path: str = "gpt.pt"   # the best model so far, by val loss; the default lives beside this script
-    resume: bool = False        # continue training from ckpt_path
-    sample: bool = False        # only write text from ckpt_path, no training
-    prompt: str = ""            # the text a sample continues (empty: a newline, if the text has one)
-    max_new_tokens: int = 500   # characters to write
-    temperature: float = 1.0    # < 1 is more conservative, > 1 more adventurous, 0 takes the likeliest
-    top_k: int = 0              # sample among the k likeliest characters only (0: all)
+    # a CUDA GPU trains the lecture's model; a CPU (or mps) a small one, in a time budget
+    batch_size: int = setting(8, "sequences per optimiser step, all processes together", cuda=64)
+    block_size: int = setting(256, "context length: the characters the model sees")
+    n_layer: int = setting(3, "transformer blocks", cuda=6)
+    n_head: int = setting(3, "attention heads, each n_embd // n_head wide", cuda=6)
+    n_embd: int = setting(96, "width of the residual stream", cuda=384)
+    dropout: float = setting(0.0, "dropout on the embeddings, attention and residual branches", cuda=0.2)
+    learning_rate: float = setting(1.5e-3, "peak learning rate, reached after the warmup", cuda=1e-3)
+    min_lr: float = setting(1.5e-4, "the learning rate at the end of the budget", cuda=1e-4)
+    max_iters: int = setting(100_000, "optimiser steps at most", cuda=1200)
+    max_time: float = setting(280.0, "training seconds at most, compiling included (0: no limit)", cuda=0.0)
+    eval_interval: int = setting(500, "steps between train/val loss estimates, and the last step", cuda=250)
+    eval_iters: int = setting(10, "batches per estimate; the best estimate picks the checkpoint", cuda=50)
+    log_interval: int = setting(100, "steps between progress lines", cuda=50)
+    muon: bool = setting(True, "Muon for the blocks' matrices, AdamW for the rest (else AdamW)", cuda=False)
+    warmup_iters: int = setting(100, "steps of linear warmup up to learning_rate")
+    cooldown_frac: float = setting(0.5, "the end of the budget in which the learning rate decays to min_lr")
+    weight_decay: float = setting(0.3, "decay of the weight matrices and embeddings")
+    grad_clip: float = setting(1.0, "clip the gradient norm to this (0: off)")
+    device: str = setting("auto", "cuda, cuda:N, mps or cpu; auto picks cuda, then mps, then cpu")
+    compile: bool = setting(True, "torch.compile the model; it falls back to eager if compiling fails")
+    seed: int = setting(1337, "seeds weights, batches and sample; a run repeats exactly with --max_time=0")
+    input: str = setting("input.txt", "the UTF-8 text to train on; the default lives beside this file")
+    eval_chars: int = setting(1_000_000, "the final validation loss reads at most this many characters")
+    ckpt_path: str = setting("gpt.pt", "the best model so far, by val loss; the default lives beside this")
+    resume: bool = setting(False, "continue training from ckpt_path")
+    sample: bool = setting(False, "only write text from ckpt_path, no training")
+    prompt: str = setting("", "the text a sample continues (empty: a newline, if the text has one)")
+    max_new_tokens: int = setting(500, "characters to write")
+    temperature: float = setting(1.0, "< 1 is more conservative, > 1 more adventurous, 0 the likeliest")
+    top_k: int = setting(0, "sample among the k likeliest characters only (0: all)")
 
 hp = Hyperparameters()  # the run's settings: main() sets them for the device and from the command line
 train_data = val_data = None  # the two splits as tensors of character ids: main() loads them
@@ -88,16 +81,28 @@ def tokenizer(chars):
     decode = lambda l: "".join(itos[i] for i in l)  # list of integers -> string
     return encode, decode
 
-def load_data(text, encode, device):
-    """The whole text as one tensor of character ids, as in the lecture: the first 90% to train on, the last
-    10% to validate on."""
+def load_data(path, device):
+    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on),
+    the text read in pieces: a Python int per character, as encode(text) makes, is 16 GB for a 1 GB text."""
     global train_data, val_data
-    data = torch.tensor(encode(text), dtype=torch.long)
+    seen, n = torch.zeros(0x110000, dtype=torch.bool), 0  # for each Unicode character: is it in the text?
+    for piece in code_points(path):  # (length,) int32: the next piece's characters, as numbers (plumbing)
+        seen[piece] = True
+        n += len(piece)
+    chars = [chr(c) for c in seen.nonzero().flatten().tolist()]  # sorted by code point
+    stoi = seen.cumsum(0, dtype=torch.int32) - 1  # the lecture's stoi as a table: how many come before it
+    # the smallest integer type that holds every id (a byte for up to 256 characters); get_batch widens it
+    dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
+    data, i = torch.empty(n, dtype=dtype), 0
+    for piece in code_points(path):
+        data[i:i + len(piece)] = stoi[piece]  # encode, a whole piece at a time
+        i += len(piece)
     n = int(0.9 * len(data))
     if min(n, len(data) - n) <= hp.block_size + 1:
-        raise UsageError(f"the text is too short for --block_size={hp.block_size}: {len(data):,} characters "
-                         f"give splits of {n:,} and {len(data) - n:,}; each needs over {hp.block_size + 1}")
+        raise UsageError(f"the text is too short for --block_size={hp.block_size}: its splits of {n:,} and "
+                         f"{len(data) - n:,} characters must each be over {hp.block_size + 1}")
     train_data, val_data = data[:n].to(device), data[n:].to(device)
+    return chars
 
 def get_batch(split, batch_size, generator=None):
     """Random windows of block_size + 1 characters from one split: x is the first block_size of each, y the
@@ -106,15 +111,13 @@ def get_batch(split, batch_size, generator=None):
     B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window ends with the split's end
     ix = torch.randint(len(data) - T, (B,), device=data.device, generator=generator)  # (B,)
-    windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)]  # (B, T+1)
+    windows = data[ix[:, None] + torch.arange(T + 1, device=data.device)].long()  # (B, T+1), widened
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
 @torch.no_grad()
 def estimate_loss(model):
-    """Mean loss over eval_iters batches of each split, in eval mode (no dropout). The batches come from a
-    generator seeded the same way every time, so two estimates differ only because the model changed."""
+    """Mean loss over eval_iters batches of each split, in eval mode; the same seeded batches every time."""
     out = {}
-    was_training = model.training
     model.eval()
     for split in ("train", "val"):
         generator = torch.Generator(device=train_data.device).manual_seed(hp.seed)
@@ -124,7 +127,7 @@ def estimate_loss(model):
             _, loss = model(X, Y)
             losses[k] = loss
         out[split] = losses.mean().item()
-    model.train(was_training)
+    model.train()
     return out
 
 # ----------------------------------------------------------------------------- model
@@ -136,6 +139,7 @@ class GPTConfig:
     n_head: int
     n_embd: int
     dropout: float = 0.0
+    bigram_rows: int = 8191  # a prime, so that the pairs of a large vocabulary spread over all the rows
 
 def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
@@ -154,9 +158,8 @@ def rotary_tables(block_size, head_size, base=10000.0):
     return angles.cos(), angles.sin()
 
 def apply_rotary(x, cos, sin):
-    """Rotary position embedding: turn each pair of channels of q or k (channel i with channel i + hs/2) by
-    an angle that grows with the position, so q·k sees positions only as how far apart two tokens are.
-    x: (B, nh, T, hs); cos, sin: (T, hs/2)."""
+    """Rotary position embedding: turn each pair of channels (i, i + hs/2) of q or k, x: (B, nh, T, hs), by an
+    angle that grows with the position, so q·k sees positions only as how far apart two tokens are."""
     x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hs/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, nh, T, hs)
 
@@ -178,7 +181,7 @@ class CausalSelfAttention(nn.Module):
         # QK-norm: unit-RMS queries and keys bound the attention logits, so a high learning rate trains stably
         q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # attention_reference in one kernel (flash attention in bf16 on recent GPUs); dropout_p: wei's dropout
+        # attention_reference in one kernel (flash attention on a GPU); dropout_p drops wei's entries
         dropout_p = self.dropout_p if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
@@ -219,8 +222,8 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        # a vector per pair (previous character, this one), and per character opening a window (README)
-        self.bigram_embedding_table = nn.Embedding((config.vocab_size + 1) * config.vocab_size, config.n_embd)
+        # a vector per pair (previous character, this one); pairs share rows only if (V + 1) V > bigram_rows
+        self.bigram_embedding_table = nn.Embedding(config.bigram_rows, config.n_embd)
         # positions enter as rotations of q and k (apply_rotary), not as a learned table added to the tokens
         cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
         self.register_buffer("rope_cos", cos, persistent=False)
@@ -230,10 +233,8 @@ class GPT(nn.Module):
                                     for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # N(0, 0.02) makes the first logits near zero, so the loss starts near ln(vocab_size): every character
-        # equally likely. The projections back into the residual stream start at zero, so each block starts
-        # as the identity and depth cannot grow the stream (modded-nanogpt; val -0.015 at 400 steps, README);
-        # the bigrams' vectors start at zero too: training starts from the characters-only model (val -0.009)
+        # N(0, 0.02): the first logits are near zero, the loss near ln(vocab_size). The projections back into
+        # the residual stream start at zero, each block starting as the identity (modded-nanogpt); so do pairs
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.startswith("bigram"):
                 nn.init.zeros_(p)
@@ -242,9 +243,10 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
-        prev = F.pad(idx[:, :-1], (1, 0), value=self.config.vocab_size)  # (B, T); vocab_size: window start
-        x = self.token_embedding_table(idx) + self.bigram_embedding_table(prev * self.config.vocab_size + idx)
-        x = self.drop(x)  # (B, T, C)
+        V = self.config.vocab_size
+        prev = F.pad(idx[:, :-1], (1, 0), value=V)  # (B, T): each one's previous character; V: a window start
+        pair = (prev * V + idx) % self.config.bigram_rows  # (B, T): a row per pair
+        x = self.drop(self.token_embedding_table(idx) + self.bigram_embedding_table(pair))  # (B, T, C)
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, hs/2)
         for block in self.blocks:
             x = block(x, cos, sin)  # (B, T, C)
@@ -257,8 +259,7 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=0):
-        """idx (B, T) followed by max_new_tokens sampled tokens, (B, T + max_new_tokens). It samples in eval
-        mode (no dropout) and then restores the mode it found."""
+        """idx (B, T) and max_new_tokens sampled after it, (B, T + max_new_tokens), in eval mode."""
         was_training = self.training
         self.eval()
         for _ in range(max_new_tokens):
@@ -277,26 +278,51 @@ class GPT(nn.Module):
         return idx
 
 # ----------------------------------------------------------------------------- optimiser and schedule
+def orthogonalise(G, steps=5, eps=1e-7):
+    """U Vᵀ of G = U S Vᵀ, roughly: a Newton-Schulz iteration (Keller Jordan's quintic) takes each singular
+    value, scaled to at most 1, to ~0.7-1.2. In bf16 on a GPU, as torch.optim.Muon; a CPU may emulate bf16."""
+    X = G.bfloat16() if G.is_cuda else G.float()
+    X = X.T if G.size(0) > G.size(1) else X  # (m, n), m <= n: the smaller Gram matrix
+    X = X / X.norm().clamp(min=eps)  # every singular value at most 1
+    for _ in range(steps):
+        A = X @ X.T  # (m, m)
+        X = 3.4445 * X + (-4.7750 * A + 2.0315 * A @ A) @ X  # (m, n)
+    return X.T if G.size(0) > G.size(1) else X
+
+class Muon(torch.optim.Optimizer):
+    """Momentum whose update is orthogonalised, so that every direction of a matrix moves alike; decoupled
+    weight decay; the step scaled to an AdamW step's RMS (Moonshot's 0.2 √max(shape)), so AdamW's lr fits."""
+
+    def __init__(self, params, lr, weight_decay, momentum=0.95):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                state["momentum_buffer"].lerp_(p.grad, 1 - group["momentum"])  # a running mean of gradients
+                update = orthogonalise(p.grad.lerp(state["momentum_buffer"], group["momentum"]))  # Nesterov
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(update, alpha=-group["lr"] * 0.2 * max(p.shape) ** 0.5)
+
 def make_optimizers(model):
-    """AdamW with nanoGPT's betas, decaying matrices only (not LayerNorm's vectors), fused (a step: 0.6 ms
-    on 2 CPU cores, 3.7 unfused). With --muon the blocks' matrices take Muon: momentum, orthogonalised so
-    that each direction of a matrix moves roughly alike (val -0.02 at 280 s on a CPU, README). Embeddings
-    and head stay with AdamW, as Muon's authors advise; match_rms_adamw sizes Muon's steps like AdamW's."""
+    """AdamW with nanoGPT's betas, fused, decaying matrices and embeddings but not LayerNorm's gains. With
+    --muon, Muon takes the blocks' matrices; embeddings and head stay with AdamW, as Muon's authors advise."""
     hidden = [p for n, p in model.named_parameters() if hp.muon and n.startswith("blocks.") and p.dim() == 2]
-    decay = [p for p in model.parameters() if p.dim() >= 2 and all(p is not h for h in hidden)]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    rest = [p for p in model.parameters() if all(p is not h for h in hidden)]
+    groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": hp.weight_decay},
+              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
     optimizers = [torch.optim.AdamW(groups, lr=hp.learning_rate, betas=(0.9, 0.95), fused=True)]
     if hidden:
-        muon_in_fp32_on_cpu()  # torch's Muon computes in bf16, which many CPUs only emulate (plumbing)
-        optimizers.append(torch.optim.Muon(hidden, lr=hp.learning_rate, weight_decay=hp.weight_decay,
-                                           adjust_lr_fn="match_rms_adamw"))
+        optimizers.append(Muon(hidden, lr=hp.learning_rate, weight_decay=hp.weight_decay))
     return optimizers
 
 def get_lr(step, fraction):
     """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr over the last
-    cooldown_frac of the budget (val -0.027 against a cosine at 400 steps, README). fraction: the part of the
-    budget spent, by steps or by time, whichever is further along, so under max_time too it ends at min_lr."""
+    cooldown_frac of the budget; fraction: the budget spent, by steps or by time, whichever is further."""
     if step < hp.warmup_iters:
         return hp.learning_rate * (step + 1) / hp.warmup_iters
     cooldown = min(max((fraction - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
@@ -304,26 +330,24 @@ def get_lr(step, fraction):
 
 # ----------------------------------------------------------------------------- train
 def train(model, optimizers, ckpt, step, elapsed):
-    """The lecture's loop: each step draws a batch, computes the loss, backpropagates and updates. Every
-    eval_interval steps, and at the last one, rank 0 estimates both losses and keeps the best model.
-    It stops after max_iters steps or max_time seconds, or at a step boundary after Ctrl-C or SIGTERM."""
-    progress = Progress(step, elapsed, ckpt)  # the clock (compiling counts), log lines, stop (plumbing)
+    """The lecture's loop: draw a batch, compute the loss, backpropagate, update; every eval_interval steps
+    and at the last, estimate both losses and keep the best model. Ends at max_iters, max_time or a signal."""
+    progress = Progress(step, elapsed, ckpt)  # the clock (compiling counts), log lines, Ctrl-C (plumbing)
     train_model = for_training(model)  # torch.compile, and DDP under torchrun (plumbing)
-    with stop_signals() as stop:  # Ctrl-C or SIGTERM: finish at the next step boundary (plumbing)
+    with progress:  # Ctrl-C or SIGTERM: finish at the next step boundary
         while True:
-            last = progress.is_last(step, stop.requested)  # every rank agrees, so none waits forever
+            last = progress.is_last(step)  # every rank agrees, so none waits forever
             if MASTER and (step % hp.eval_interval == 0 or last):  # MASTER: process 0 (plumbing)
-                t_eval = time.time()
                 losses = estimate_loss(model)
                 saved = ckpt.save_if_best(step, losses["val"], progress.elapsed)
-                progress.evaluated(step, losses, saved, time.time() - t_eval)
+                progress.line(step, f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+                              + ", saved" * saved)  # with the speed, elapsed and time left (plumbing)
             if last:
                 return step
 
-            lr = get_lr(step, progress.fraction(step))
-            for optimizer in optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+            lr = get_lr(step, progress.fraction)  # the budget spent, by steps or by time
+            for group in (group for optimizer in optimizers for group in optimizer.param_groups):
+                group["lr"] = lr
             xb, yb = get_batch("train", hp.batch_size // WORLD_SIZE)  # each process draws its share
             with autocast(xb.device):  # bf16 on a GPU that has it, fp32 elsewhere (plumbing)
                 _, loss = train_model(xb, yb)
@@ -338,18 +362,6 @@ def train(model, optimizers, ckpt, step, elapsed):
             if step % hp.log_interval == 0:
                 progress.log(step, loss, lr)  # reads the loss from the device; a NaN loss stops the run
 
-# ----------------------------------------------------------------------------- sample
-def write(model, prompt, chars):
-    """Stream max_new_tokens characters after the prompt to stdout, each as soon as it is sampled."""
-    encode, decode = tokenizer(chars)
-    torch.manual_seed(hp.seed)  # the same seed writes the same text
-    idx = torch.tensor([encode(prompt)], dtype=torch.long, device=model.lm_head.weight.device)  # (1, T)
-    print(prompt, end="", flush=True)
-    for _ in range(hp.max_new_tokens):
-        idx = model.generate(idx, 1, hp.temperature, hp.top_k)  # (1, T+1)
-        print(decode([idx[0, -1].item()]), end="", flush=True)
-    print()
-
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
     """What `python gpt.py` does: train, report the final val loss and write a sample (--sample: only write).
@@ -361,41 +373,26 @@ def main(argv=None):
         torch.manual_seed(hp.seed + RANK)  # each rank draws its own batches; DDP copies rank 0's weights
         if hp.sample:
             return sample_checkpoint(device)
-
-        text = read_text(hp.input, download_if_missing="input" not in overrides)
-        chars = sorted(set(text))  # the vocabulary: every distinct character, in code point order
-        log(f"text: {hp.input}, {len(text):,} characters, vocabulary of {len(chars)}: {show_vocab(chars)}")
+        chars = load_data(find_text(hp.input, download_if_missing="input" not in overrides), device)
+        log(f"text: {hp.input}, {len(train_data) + len(val_data):,} characters, vocabulary of {len(chars)}: "
+            f"{show_vocab(chars)}")
         encode, decode = tokenizer(chars)
         prompt = sample_prompt(chars)  # what the sample at the end continues, checked now (plumbing)
-        checkpoint = resume_checkpoint(chars, overrides) if hp.resume else None  # it sets the model's shape
-        load_data(text, encode, device)
-        del text
-
         config = GPTConfig(len(chars), hp.block_size, hp.n_layer, hp.n_head, hp.n_embd, hp.dropout)
         model = GPT(config).to(device)
         optimizers = make_optimizers(model)
-        ckpt = Checkpoint(hp.ckpt_path, model, optimizers, chars, checkpoint)  # a resumed run's state too
+        ckpt = Checkpoint(hp.ckpt_path, model, optimizers, chars)  # with --resume: the checkpoint's state
         describe(device, overrides, model)
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
             step = train(model, optimizers, ckpt, *ckpt.start)  # from 0, or from a resumed checkpoint's step
-            check_replicas(model)
         result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
-        if MASTER:  # the best model: its loss on the whole validation split, then a sample
-            best = ckpt.best() or {"model": model.state_dict(), "step": step}  # None if no evaluation saved
-            where = hp.ckpt_path if "chars" in best else "the last step's weights: no checkpoint was saved"
-            model.load_state_dict(best["model"])
-            result.val_loss = split_loss(model, val_data)
-            note = f", its first {hp.eval_chars:,} characters" if len(val_data) > hp.eval_chars + 1 else ""
-            print(f"best checkpoint: step {best['step']} ({where}); on the validation split{note}:")
-            print(f"final val loss {result.val_loss:.4f}")
-            print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
-            write(model, prompt, chars)
+        if MASTER:  # the best checkpoint's loss on the whole validation split, then a sample from it
+            result.val_loss = final_loss(model, ckpt, step, started)
+            write(model, prompt, encode, decode)  # model.generate, printing each character as it comes
         return result
 
 # ---- plumbing: settings, files, processes, signals and log lines; skip it on a first read
-# torchrun starts one process per GPU (or per share of a CPU) and tells each its place; a plain run is 1 of 1
-RANK, LOCAL_RANK = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-WORLD_SIZE = int(os.environ.get("WORLD_SIZE", 1))
+RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # set by torchrun
 MASTER = RANK == 0  # the process that evaluates, saves, prints and writes
 
 class UsageError(Exception):
@@ -410,76 +407,57 @@ def one_line_errors():
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except SystemExit as e:
-        if e.code or "ipykernel" not in sys.modules:  # in a notebook, --help only prints
+        if e.code:  # --help ends with status 0, which in a notebook only prints
             raise
 
-def log(message):
-    if MASTER:
-        print(message)
+log = print if MASTER else lambda message: None  # under torchrun, process 0 alone prints
 
 def configure(argv):
-    """The device's defaults, the paths beside this file, then the overrides, checked. A notebook kernel's own
-    arguments (-f kernel.json) are never meant for this script."""
-    argv = (sys.argv[:1] if "ipykernel" in sys.modules else sys.argv) if argv is None else argv
-    if argv and argv[0].startswith("-"):  # main(["--max_iters=5"]), with no program name
-        argv = ["gpt.py", *argv]
-    if "-h" in argv or "--help" in argv:
-        print_help(argv[0])
-        sys.exit(0)
-    overrides = dict(parse_arg(arg) for arg in argv[1:])
-    device = pick_device(overrides.get("device", "auto"))
+    """The command line's settings (--name=value per field) over the device's defaults and the local paths."""
+    if argv is None:  # a pasted cell has no __file__, and its sys.argv is the kernel's own (-f kernel.json)
+        argv = sys.argv[1:] if "__file__" in globals() else []
+    elif argv and argv[0].endswith(".py"):  # main(["gpt.py", ...]) as well as main([...])
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="gpt.py", usage="%(prog)s [--name=value ...]", allow_abbrev=False)
     cuda = {f.name: f.metadata["cuda"] for f in fields(Hyperparameters) if "cuda" in f.metadata}
+    for f in fields(Hyperparameters):
+        flag = {"nargs": "?", "const": True} if f.type is bool else {}  # a bare --flag is true
+        on_cuda = f", cuda: {cuda[f.name]!r}" if f.name in cuda else ""
+        parser.add_argument(f"--{f.name}", type={bool: boolean, int: integer}.get(f.type, f.type), **flag,
+                            default=argparse.SUPPRESS, metavar=f.type.__name__.upper(),
+                            help=f"{f.metadata['help']} (default: {f.default!r}{on_cuda})")
+    overrides = vars(parser.parse_args(argv))
+    device = pick_device(overrides.get("device", "auto"))
     here = os.path.dirname(os.path.abspath(globals().get("__file__", "gpt.py")))  # a notebook has no __file__
     paths = {key: os.path.join(here, getattr(Hyperparameters, key)) for key in ("input", "ckpt_path")}
     settings = Hyperparameters(**{**(cuda if device.startswith("cuda") else {}), **paths, **overrides})
+    if settings.resume and not settings.sample:  # the checkpoint's weights fit only a model of its shape
+        resumed, _ = load_checkpoint(settings.ckpt_path)
+        shape = {key: resumed["config"][key] for key in ("block_size", "n_layer", "n_head", "n_embd")}
+        ignored = " ".join(f"--{k}={overrides[k]}" for k in shape if overrides.get(k, shape[k]) != shape[k])
+        log(f"resuming {settings.ckpt_path}: step {resumed['step']}, val loss {resumed['best_val_loss']:.4f}"
+            + (f"; the model keeps the checkpoint's shape ({shape}), not {ignored}" if ignored else ""))
+        settings = replace(settings, **shape)
     check(settings)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # TF32 matmuls on a GPU
     return settings, device, overrides
 
-def parse_arg(arg):
-    """--name=value (a bare --flag is a true bool) → (name, value of the default's type)."""
-    kinds = {f.name: f.type for f in fields(Hyperparameters)}
-    name, has_value, text = arg[2:].partition("=")
-    if not arg.startswith("--") or name not in kinds:
-        raise UsageError(f"unknown argument {arg!r}: settings take the form --name=value, with a name among "
-                         f"{', '.join(kinds)} (--help says what each means)")
-    kind = kinds[name]
-    try:
-        if kind is bool:
-            value = text.lower() if has_value else "true"
-            return name, {"true": True, "1": True, "false": False, "0": False}[value]
-        if kind is int and not text.lstrip("+-").replace("_", "").isdigit() and float(text).is_integer():
-            text = str(int(float(text)))  # 1e4 is 10000; 2.5 stays an error
-        return name, kind(text)
-    except (KeyError, ValueError):
-        example = getattr(Hyperparameters(), name)
-        message = f"--{name} takes {kind.__name__} values (like --{name}={example}), not {text!r}"
-        raise UsageError(message) from None
+def integer(text):  # 1e4 is 10000, as nanoGPT's configurator reads it; 2.5 is refused
+    return int(float(text)) if "e" in text.lower() and float(text).is_integer() else int(text)
 
-def print_help(program):
-    """Every setting with its default and its meaning, read from the comments of Hyperparameters."""
-    source = "".join(inspect.findsource(print_help)[0])  # this file, or the notebook cell it was pasted into
-    meanings = dict(re.findall(r"^    (\w+): \w+ = .*?\s+# (.*)$", source, re.M))
-    print(f"usage: python {os.path.basename(program)} [--name=value ...]\n\nsettings, with their defaults:")
-    for f in fields(Hyperparameters):
-        cuda = f" (cuda: {f.metadata['cuda']!r})" if "cuda" in f.metadata else ""
-        print(f"  --{f.name}={f.default!r}{cuda}\n        {meanings.get(f.name, '')}")
-
-POSITIVE = ("batch_size", "block_size", "n_embd", "n_head", "n_layer", "eval_interval", "eval_iters",
-            "log_interval")  # the other numbers may be 0
+def boolean(text):  # true, false, 1 or 0; index() refuses anything else with a ValueError
+    return ("false", "true", "0", "1").index(text.lower()) % 2 == 1
 
 def check(s):
     """Settings that would fail later, or silently do the wrong thing, are refused here."""
+    positive = ("batch_size", "block_size", "n_embd", "n_head", "n_layer", "eval_interval", "eval_iters",
+                "log_interval")  # the other numbers may be 0
     for f in fields(s):
-        value, least = getattr(s, f.name), 1 if f.name in POSITIVE else 0
+        value, least = getattr(s, f.name), 1 if f.name in positive else 0
         if f.type in (int, float) and not (math.isfinite(value) and value >= least):
             raise UsageError(f"--{f.name} must be a finite number >= {least}, not {value}")
-    if s.dropout >= 1:
-        raise UsageError(f"--dropout must be below 1, not {s.dropout}")
-    if not 0 < s.cooldown_frac <= 1:
-        raise UsageError(f"--cooldown_frac must be in (0, 1], not {s.cooldown_frac}")
-    if s.eval_chars <= s.block_size:
-        raise UsageError(f"--eval_chars={s.eval_chars} must exceed --block_size={s.block_size}")
+    if s.dropout >= 1 or not 0 < s.cooldown_frac <= 1:
+        raise UsageError(f"--dropout={s.dropout} must be below 1, --cooldown_frac={s.cooldown_frac} in (0,1]")
     if s.n_embd % s.n_head or (s.n_embd // s.n_head) % 2:
         raise UsageError(f"--n_embd={s.n_embd} must split into --n_head={s.n_head} heads of an even width "
                          f"(rotary embeddings turn pairs of numbers); e.g. --n_embd={s.n_head * 32}")
@@ -488,17 +466,16 @@ def check(s):
 
 def pick_device(name):
     """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its own GPU."""
-    found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
-    usable = [d for d in found if found[d]]
-    usable += [f"cuda:{i}" for i in range(torch.cuda.device_count() if found["cuda"] else 0)]
+    usable = ["cuda"] * torch.cuda.is_available() + ["mps"] * torch.backends.mps.is_available() + ["cpu"]
+    usable += [f"cuda:{i}" for i in range(torch.cuda.device_count() if "cuda" in usable else 0)]
     name = usable[0] if name == "auto" else name
     if name not in usable:
         raise UsageError(f"--device={name} is not available here; usable: auto, {', '.join(usable)}")
-    if WORLD_SIZE > 1 and name.startswith("cuda"):
-        if name != "cuda":
-            raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; "
-                             "use --device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
-        name = f"cuda:{LOCAL_RANK}"
+    if WORLD_SIZE > 1 and name.startswith("cuda:"):
+        raise UsageError(f"--device={name}: under torchrun each process takes the GPU of its LOCAL_RANK; "
+                         "use --device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
+    if WORLD_SIZE > 1 and name == "cuda":
+        name = f"cuda:{os.environ['LOCAL_RANK']}"  # this process's GPU on its machine
         torch.cuda.set_device(name)
     return name
 
@@ -508,128 +485,92 @@ def autocast(device):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
-def muon_in_fp32_on_cpu():
-    """torch.optim.Muon orthogonalises each update by a Newton-Schulz iteration in bf16, which a CPU without
-    native bf16 emulates: a step took 216 ms with it here, ~80 in fp32, ~62 with AdamW only (README). torch
-    2.13 has no setting for it: for CPU tensors, for the rest of the process, it is swapped for fp32."""
-    muon = sys.modules.get("torch.optim._muon")  # torch 2.13's place for it; a later torch may move it
-    original = getattr(muon, "_zeropower_via_newtonschulz", None)
-    if original is None or hasattr(original, "torch_own"):  # then Muon runs as torch has it; or done already
-        return
-    def orthogonalise(grad, ns_coefficients, ns_steps, eps):
-        if grad.device.type != "cpu":  # any other device keeps torch's own
-            return original(grad, ns_coefficients, ns_steps, eps)
-        a, b, c = ns_coefficients
-        X = grad.float().T if grad.size(0) > grad.size(1) else grad.float()  # (m, n), m <= n
-        X = X / X.norm().clamp(min=eps)  # every singular value at most 1
-        for _ in range(ns_steps):  # each lifts the small singular values towards 1 (to ~0.7-1.2)
-            A = X @ X.T  # (m, m)
-            X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # aX + (bA + cA²)X
-        return X.T if grad.size(0) > grad.size(1) else X
-    orthogonalise.torch_own = original
-    muon._zeropower_via_newtonschulz = orthogonalise
-
 TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
                         "tinyshakespeare/input.txt")
-TINY_SHAKESPEARE = (1_115_394, "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")  # bytes
+TINY_SHAKESPEARE = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # its sha256
 
-def read_text(path, download_if_missing):
-    """The training text. A missing default input.txt is downloaded, and kept only if it is tiny-shakespeare:
-    a truncated transfer, a proxy's page or a changed file is refused, and nothing is left on disk."""
+def find_text(path, download_if_missing):
+    """The text's path, checked; a missing default is downloaded, and kept only if it is tiny-shakespeare."""
     if download_if_missing and not os.path.exists(path):
         import urllib.request
         print(f"{path} not found; downloading tiny-shakespeare from {TINY_SHAKESPEARE_URL}")
         try:
-            with urllib.request.urlopen(TINY_SHAKESPEARE_URL, timeout=60) as response:
-                raw = response.read()
+            raw = urllib.request.urlopen(TINY_SHAKESPEARE_URL, timeout=60).read()  # read() closes it
         except Exception as e:
             raise UsageError(f"{path} is missing and downloading {TINY_SHAKESPEARE_URL} failed ({e}); "
                              "download it there by hand, or train on any text with --input=PATH") from None
-        if (len(raw), hashlib.sha256(raw).hexdigest()) != TINY_SHAKESPEARE:
-            size, sha = TINY_SHAKESPEARE
+        if hashlib.sha256(raw).hexdigest() != TINY_SHAKESPEARE:
             raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, "
-                             f"not {size:,} with sha256 {sha[:12]}…); nothing was kept")
+                             f"whose sha256 is not {TINY_SHAKESPEARE[:12]}…); nothing was kept")
         with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
             f.write(raw)
         os.replace(f.name, path)
-    if not os.path.isfile(path):
-        what = "is a folder; it must be a text file" if os.path.isdir(path) else "not found"
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        what = ("is empty (0 characters)" if os.path.isfile(path) else "is a folder" if os.path.isdir(path)
+                else "is not a regular file" if os.path.exists(path) else "not found")
         raise UsageError(f"input file {path} {what} (--input=PATH names the text to train on)")
+    return path
+
+def code_points(path, piece=1 << 24):
+    """The text in path, a piece (of at least 4 bytes) at a time: its characters' code points, as int32."""
+    decoder = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
     with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text (byte {e.start} of {len(raw):,} is {raw[e.start]:#04x}); "
-                         "convert it, e.g. iconv -t UTF-8") from None
-    if not text:
-        raise UsageError(f"{path} is empty (0 characters)")
-    return text
+        try:
+            for raw in iter(lambda: f.read(piece), b""):
+                yield torch.frombuffer(bytearray(decoder.decode(raw).encode("utf-32-le")), dtype=torch.int32)
+            decoder.decode(b"", final=True)  # the file may end inside a character
+        except UnicodeDecodeError as e:
+            at = f.tell() - len(e.object) + e.start
+            raise UsageError(f"{path} is not UTF-8 text (byte {at:,} is {e.object[e.start]:#04x}); "
+                             "convert it, e.g. iconv -t UTF-8") from None
 
 @torch.no_grad()
 def split_loss(model, data, rows=64):
-    """The loss over a whole split, deterministic: every full window of block_size characters, side by side,
-    each character predicted once. It reads at most eval_chars characters, so a huge text ends in seconds."""
-    was_training = model.training
+    """The loss over a split's first eval_chars characters: every full window, each character once."""
     model.eval()
-    data = data[:hp.eval_chars + 1]
-    n = (len(data) - 1) // hp.block_size
-    x = data[:n * hp.block_size].view(n, hp.block_size)  # (n, T)
-    y = data[1:n * hp.block_size + 1].view(n, hp.block_size)  # (n, T)
-    total = torch.zeros((), device=data.device)
-    for i in range(0, n, rows):
-        _, loss = model(x[i:i + rows], y[i:i + rows])
-        total += loss.float() * len(x[i:i + rows])
-    model.train(was_training)
-    return total.item() / n
+    n = max((min(len(data), hp.eval_chars + 1) - 1) // hp.block_size, 1)  # whole windows, one at least
+    x, y = (data[i:i + n * hp.block_size].view(n, hp.block_size).long() for i in (0, 1))  # (n, T) each
+    losses = [model(xb, yb)[1].float() * len(xb) for xb, yb in zip(x.split(rows), y.split(rows))]
+    model.train()
+    return sum(losses).item() / n
 
 def show_vocab(chars, limit=100):
     s = "".join(chars)
     return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s) - limit} more)"
 
 def describe(device, overrides, model):
-    c, n_params = model.config, sum(p.numel() for p in model.parameters())
-    why = "the small default of a CPU or mps (the lecture's model needs ~17 h on 2 CPU cores)"
-    if device.startswith("cuda"):
-        why = f"the lecture's model; bf16: {isinstance(autocast(torch.device(device)), torch.autocast)}"
-    log(f"device {device}; {why}; overridden: {', '.join(sorted(overrides)) or 'nothing'}")
-    log(f"model: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, block {c.block_size}, "
-        f"dropout {c.dropout}: {n_params / 1e6:.2f}M parameters")
-    plan = f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
-    if WORLD_SIZE > 1:
-        plan += f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)"
-    budget = f" or {hp.max_time:g} s, whichever ends first" if hp.max_time else ""
+    why = "the lecture's model" if device.startswith("cuda") else "the small default of a CPU or mps"
+    log(f"device {device}: {why}, bf16 {isinstance(autocast(torch.device(device)), torch.autocast)}; "
+        f"overridden: {', '.join(sorted(overrides)) or 'nothing'}")
+    log(f"model: {hp.n_layer} layers, {hp.n_head} heads, {hp.n_embd} wide, block {hp.block_size}, "
+        f"dropout {hp.dropout}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    split = f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)" * (WORLD_SIZE > 1)
+    budget = f" or {hp.max_time:g} s, whichever ends first" * (hp.max_time > 0)
     optimiser = "Muon for the blocks' matrices, AdamW for the rest" if hp.muon else "AdamW"
-    log(f"{plan}; {hp.max_iters:,} steps{budget}; {optimiser}")
+    log(f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
+        f"{split}; {hp.max_iters:,} steps{budget}; {optimiser}")
 
-KEYS = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")  # a checkpoint's fields
-SHAPE = ("block_size", "n_layer", "n_head", "n_embd")  # a resumed model keeps the checkpoint's
+def final_loss(model, ckpt, step, started):
+    """The best checkpoint's loss on the validation split (the last step's weights if this run saved none)."""
+    where = "(the last step's weights: no checkpoint was saved)"
+    if ckpt.mine and identity(ckpt.path) == ckpt.mine:  # and no other run has written over it since
+        step, where = load_checkpoint(ckpt.path, model)[0]["step"], f"({hp.ckpt_path})"
+    val_loss = split_loss(model, val_data)
+    note = f", its first {hp.eval_chars:,} characters" if len(val_data) > hp.eval_chars + 1 else ""
+    print(f"best checkpoint: step {step} {where}; on the validation split{note}:")
+    print(f"final val loss {val_loss:.4f}")
+    print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
+    return val_loss
 
-def load_checkpoint(path):
-    """weights_only=True: a checkpoint holds tensors and plain values, and can never run code."""
-    if not os.path.isfile(path):
-        raise UsageError(f"no checkpoint at {path}; train one with `python gpt.py` (or set --ckpt_path)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        missing = [key for key in KEYS if key not in checkpoint]
-        if not missing:  # a config that makes no model is a broken file too
-            GPTConfig(**checkpoint["config"])
-    except Exception as e:
-        raise UsageError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}); "
-                         "delete it and train again") from None
-    if missing:
-        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train one with `python gpt.py`")
-    return checkpoint
-
-def load_state(module, state):
-    """load_state_dict; a checkpoint that does not fit (other shapes, missing tensors) stops with one line."""
-    try:
-        module.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError, TypeError) as e:
-        detail = str(e).strip().splitlines()[-1].strip()[:160]  # the last line names the tensor
-        raise UsageError(f"checkpoint {hp.ckpt_path} does not fit the model it describes ({detail}); "
-                         "delete it and train again") from None
-    return module
+def write(model, prompt, encode, decode):
+    """Stream max_new_tokens characters after the prompt to stdout, each as soon as it is sampled."""
+    torch.manual_seed(hp.seed)  # the same seed writes the same text
+    idx = torch.tensor([encode(prompt)], dtype=torch.long, device=model.lm_head.weight.device)  # (1, T)
+    print(prompt, end="", flush=True)
+    for _ in range(hp.max_new_tokens):
+        idx = model.generate(idx, 1, hp.temperature, hp.top_k)  # (1, T+1)
+        print(decode([idx[0, -1].item()]), end="", flush=True)
+    print()
 
 def sample_prompt(chars):
     """The text a sample continues: --prompt, else a newline (or a text's first character if it has none)."""
@@ -641,78 +582,68 @@ def sample_prompt(chars):
     return prompt
 
 def sample_checkpoint(device):
-    checkpoint = load_checkpoint(hp.ckpt_path)
-    chars = checkpoint["chars"]
-    model = load_state(GPT(GPTConfig(**checkpoint["config"])).to(device), checkpoint["model"])
-    if MASTER:  # under torchrun the text is written once
-        write(model, sample_prompt(chars), chars)
+    checkpoint, model = load_checkpoint(hp.ckpt_path)
+    chars, model = checkpoint["chars"], model.to(device)
     encode, decode = tokenizer(chars)
+    if MASTER:  # under torchrun the text is written once
+        write(model, sample_prompt(chars), encode, decode)
     return SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars)
 
-def resume_checkpoint(chars, overrides):
-    """The checkpoint to continue. Its model's shape becomes the run's (get_batch and the rotary tables
-    follow it); a text with another vocabulary is refused."""
-    global hp
-    checkpoint = load_checkpoint(hp.ckpt_path)
-    if checkpoint["chars"] != chars:
-        new, gone = set(chars) - set(checkpoint["chars"]), set(checkpoint["chars"]) - set(chars)
-        new, gone = "".join(sorted(new)), "".join(sorted(gone))
-        raise UsageError(f"the text's vocabulary differs from the checkpoint's (new: {new!r}, "
-                         f"missing: {gone!r}); resume on the text it was trained on")
-    shape = {key: checkpoint["config"][key] for key in SHAPE}
-    ignored = [f"--{key}={overrides[key]}" for key in SHAPE if overrides.get(key, shape[key]) != shape[key]]
-    log(f"resuming {hp.ckpt_path}: step {checkpoint['step']}, val loss {checkpoint['best_val_loss']:.4f}")
-    if ignored:
-        log(f"the model keeps the checkpoint's shape ({shape}), not {' '.join(ignored)}")
-    if 0 < hp.max_time <= checkpoint["elapsed"]:
-        log(f"it used {checkpoint['elapsed']:.0f} s of --max_time={hp.max_time:g}; raise it to train longer")
-    hp = replace(hp, **shape)
-    check(hp)
-    return checkpoint
-
-def save_checkpoint(path, contents):
-    """Write a temporary file of this process, then rename it over the old one: a crash or Ctrl-C mid-save
-    leaves the previous checkpoint whole, and two runs never share a temporary file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+def load_checkpoint(path, model=None, optimizers=(), chars=None):
+    """path's checkpoint, loaded into model (None: a new one) and optimizers; weights_only: no code runs."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no checkpoint at {path}; train one with `python gpt.py` (or set --ckpt_path)")
+    keys = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(contents, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [key for key in keys if key not in checkpoint]
+    except Exception as e:
+        raise UsageError(f"{path} is not a checkpoint that gpt.py wrote, or it was cut short "
+                         f"({type(e).__name__}); --ckpt_path names the checkpoint") from None
+    if missing:
+        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train one with `python gpt.py`")
+    if chars and checkpoint["chars"] != chars:  # before the weights: another vocabulary size would not fit
+        new, gone = set(chars) - set(checkpoint["chars"]), set(checkpoint["chars"]) - set(chars)
+        raise UsageError(f"the text's vocabulary is not the checkpoint's (new: {show_vocab(sorted(new))}, "
+                         f"missing: {show_vocab(sorted(gone))}); resume on the text it was trained on")
+    if optimizers and len(checkpoint["optimizer"]) != len(optimizers):  # AdamW's state, and Muon's if --muon
+        raise UsageError(f"checkpoint {path} was trained with --muon={not hp.muon}; resume so")
+    try:
+        model = GPT(GPTConfig(**checkpoint["config"])) if model is None else model
+        model.load_state_dict(checkpoint["model"])
+        for optimizer, state in zip(optimizers, checkpoint["optimizer"]):
+            optimizer.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        detail = str(e).strip().splitlines()[-1].strip()[:160]  # the last line names the tensor
+        raise UsageError(f"checkpoint {path} does not fit the model it describes ({detail}); it was written "
+                         "by another version of gpt.py: train again") from None
+    return checkpoint, model
 
 def identity(path):
     st = os.stat(path) if os.path.exists(path) else None
     return st and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 class Checkpoint:
-    """The best model so far, by val loss, in one file. A file this run did not write (an earlier run's, or
-    another running one's) is never overwritten: it is first renamed to the next free name (gpt.1.pt, ...)."""
+    """The best model so far, by val loss; a file this run did not write is kept, as gpt.1.pt, ..."""
 
-    def __init__(self, path, model, optimizers, chars, resumed):
+    def __init__(self, path, model, optimizers, chars):
+        self.path, self.model, self.optimizers, self.chars = path, model, optimizers, chars
+        self.tmp, self.best_val, self.mine, self.start = f"{path}.{os.getpid()}.tmp", math.inf, None, (0, 0.0)
         if not path or os.path.isdir(path):
             raise UsageError(f"--ckpt_path={path!r} must name a file, not a folder")
-        try:
+        try:  # a folder that cannot be made or written to stops the run now, not after the first evaluation
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            open(self.tmp, "wb").close()
+            os.remove(self.tmp)
         except OSError as e:
             raise UsageError(f"--ckpt_path={path} cannot be written ({e.strerror})") from None
-        self.path, self.model, self.optimizers, self.chars = path, model, optimizers, chars
-        self.best_val, self.mine, self.start = float("inf"), None, (0, 0.0)
-        if resumed:  # the weights, the optimiser, the step and the clock go on, and so does the file
-            load_state(model, resumed["model"])
-            states = resumed["optimizer"]  # AdamW's state, then Muon's with --muon (before it: AdamW's alone)
-            states = states if isinstance(states, list) else [states]
-            if len(states) != len(optimizers):
-                raise UsageError(f"checkpoint {path} was trained with --muon={len(states) > 1}; resume so")
-            for optimizer, state in zip(optimizers, states):
-                load_state(optimizer, state)
+        if hp.resume:  # the weights, the optimiser, the step and the clock go on, and so does the file
+            resumed, _ = load_checkpoint(path, model, optimizers, chars)
             self.best_val, self.mine = resumed["best_val_loss"], identity(path)
             self.start = (resumed["step"], resumed["elapsed"])
 
     def save_if_best(self, step, val, elapsed):
+        """Through this process's own temporary file, renamed over the old one: a crash leaves that whole."""
         if not val < self.best_val:  # a worse (or NaN) estimate never overwrites a better checkpoint
             return False
         self.best_val, n, (stem, ext) = val, 1, os.path.splitext(self.path)
@@ -721,17 +652,17 @@ class Checkpoint:
                 n += 1
             os.rename(self.path, f"{stem}.{n}{ext}")
             print(f"{self.path} holds a checkpoint this run did not write: it is kept as {stem}.{n}{ext}")
-        save_checkpoint(self.path, {"model": self.model.state_dict(), "config": asdict(self.model.config),
-                                    "optimizer": [o.state_dict() for o in self.optimizers],
-                                    "hparams": asdict(hp),
-                                    "chars": self.chars, "step": step, "best_val_loss": val,
-                                    "elapsed": elapsed})
+        try:
+            with open(self.tmp, "wb") as f:
+                torch.save({"model": self.model.state_dict(), "config": asdict(self.model.config),
+                            "optimizer": [o.state_dict() for o in self.optimizers], "hparams": asdict(hp),
+                            "chars": self.chars, "step": step, "best_val_loss": val, "elapsed": elapsed}, f)
+            os.replace(self.tmp, self.path)
+        finally:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
         self.mine = identity(self.path)
         return True
-
-    def best(self):
-        """The best checkpoint, read back from its file as --sample would; None if this run saved none."""
-        return load_checkpoint(self.path) if self.mine and identity(self.path) == self.mine else None
 
 @contextmanager
 def distributed(device):
@@ -741,99 +672,66 @@ def distributed(device):
     try:
         yield
     except BaseException as e:  # an error's traceback holds the loop's DDP wrapper; freed only at exit, after
-        if WORLD_SIZE > 1:  # the group is gone, it hung gloo's threads (1 run in 8, busy CPU): free it now
+        if WORLD_SIZE > 1:  # the group is gone, it can hang gloo's threads: free it now
             traceback.clear_frames(e.__traceback__)  # (a single process keeps its frames for a debugger)
         raise
     finally:
         if WORLD_SIZE > 1:
             torch.distributed.destroy_process_group()
 
-def check_replicas(model):
-    """A check that data parallelism did its job: every process ends with the same weights."""
-    if WORLD_SIZE > 1:
-        checksums = [None] * WORLD_SIZE
-        checksum = sum(p.double().sum().item() for p in model.parameters())
-        torch.distributed.all_gather_object(checksums, checksum)
-        verdict = "identical" if len(set(checksums)) == 1 else "DIFFERENT"
-        log(f"ddp: parameter checksums of {WORLD_SIZE} ranks: {verdict}")
-
 def for_training(model):
-    """The module the loop calls: compiled where torch.compile works (it needs a C++ compiler, and Triton on a
-    GPU), and wrapped in DDP under torchrun. The compile's warm-up step draws its batch under a forked RNG, so
-    a compiled run draws the same batches as an eager one."""
+    """The module the loop calls: compiled where torch.compile works, and in DDP under torchrun."""
     t0, device, fast = time.time(), model.lm_head.weight.device, model
     if hp.compile:
-        try:
+        try:  # a warm-up on get_batch's own layout (another would compile again), the RNG put back after it
             candidate = torch.compile(model)
-            # get_batch's own layout: a contiguous batch made step 1 compile again (17 s on an H100, README)
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast(device):
                 _, loss = candidate(*get_batch("train", hp.batch_size // WORLD_SIZE))
-            loss.backward()  # compiles the backward graph too, so the first timed steps are real steps
+            loss.backward()  # compiles the backward graph too; the loop's zero_grad drops these gradients
             fast = candidate
             log(f"compiled in {time.time() - t0:.1f} s")
         except Exception as e:
-            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:100]}"
-            log(f"torch.compile failed ({reason}); training eager (--compile=false skips this)")
-        model.zero_grad(set_to_none=True)
-    if WORLD_SIZE == 1:
-        return fast
-    ids = [device.index] if device.type == "cuda" else None
-    # broadcast_buffers=False: the only buffers, the rotary tables, never change
-    return torch.nn.parallel.DistributedDataParallel(fast, device_ids=ids, broadcast_buffers=False)
-
-@contextmanager
-def stop_signals():
-    """Ctrl-C (SIGINT), or SIGTERM, which clusters, containers and `timeout` send before a kill, asks the loop
-    to stop at the next step boundary, so the run still keeps its best checkpoint and reports. A second
-    signal stops at once. Python allows handlers only in the main thread; elsewhere nothing changes."""
-    stop = SimpleNamespace(requested=None)
-
-    def handler(signum, frame):
-        if stop.requested and WORLD_SIZE == 1:  # torchrun forwards each signal it gets, and kills after 30 s
-            raise KeyboardInterrupt
-        stop.requested = signum  # a number, so that every process can agree on it
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
-    try:
-        yield stop
-    finally:  # the handlers are only for the loop; a notebook gets its usual Ctrl-C back
-        for s, h in previous.items():
-            signal.signal(s, h)
+            log(f"torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:100]}); "
+                "training eager (--compile=false skips this)")
+    if WORLD_SIZE > 1:  # broadcast_buffers=False: the only buffers, the rotary tables, never change
+        return torch.nn.parallel.DistributedDataParallel(fast, broadcast_buffers=False)
+    return fast
 
 def clock(seconds):
     return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 class Progress:
-    """The clock of a run (compile time counts, and a resume carries it over), when to stop, and the log
-    lines: loss, learning rate, ms per step, tokens per second, time elapsed and left."""
+    """The run's clock (compiling counts), its progress lines, and its end: budget, Ctrl-C or SIGTERM."""
 
     def __init__(self, step, elapsed, ckpt):
-        self.t0, self.elapsed, self.ckpt = time.time() - elapsed, elapsed, ckpt
-        self.t_log, self.step_log, self.eval_seconds, self.eval_cost, self.dt = None, step, 0.0, 0.0, None
+        self.t0, self.ckpt, self.signal, self.handlers = time.time() - elapsed, ckpt, 0, {}
+        self.since, self.dt = None, None  # the time and step the speed is measured from; seconds per step
 
-    def is_last(self, step, stop_requested):
-        """max_iters, max_time (keeping time for a last evaluation as long as the one before) or a stop."""
-        if self.t_log is None:  # the speed is measured from the first step on, after compiling
-            self.t_log = time.time()
-        agreed = torch.tensor([time.time() - self.t0, float(stop_requested or 0), self.eval_cost])
+    def __enter__(self):  # the handlers are the loop's alone; Python allows them only in the main thread
+        if threading.current_thread() is threading.main_thread():
+            self.handlers = {s: signal.signal(s, self.interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *error):  # a notebook gets its usual Ctrl-C back
+        for s, handler in self.handlers.items():
+            signal.signal(s, handler)
+
+    def interrupt(self, signum, frame):
+        if self.signal and WORLD_SIZE == 1:  # a second one stops at once (torchrun kills 30 s after one)
+            raise KeyboardInterrupt
+        self.signal = signum  # a number, so that every process can agree on it
+
+    def is_last(self, step):
+        self.since = self.since or (time.time(), step)  # the speed counts from the first step, compiled
+        agreed = torch.tensor([time.time() - self.t0, float(self.signal)])
         if WORLD_SIZE > 1:  # every process takes the same schedule and stops at the same step
             agreed = agreed.to(self.ckpt.model.lm_head.weight.device)
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
-        self.elapsed, stopping, eval_cost = agreed.tolist()
+        self.elapsed, stopping = agreed.tolist()
+        self.fraction = max(step / max(hp.max_iters, 1), self.elapsed / hp.max_time if hp.max_time else 0.0)
         if stopping:
             log(f"\ninterrupted by {signal.Signals(int(stopping)).name}: finishing with the best checkpoint")
-        return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed + eval_cost or stopping > 0
-
-    def fraction(self, step):
-        """The fraction of the budget spent: by steps or by time, whichever is further along."""
-        return max(step / max(hp.max_iters, 1), self.elapsed / hp.max_time if hp.max_time else 0.0)
-
-    def evaluated(self, step, losses, saved, seconds):
-        self.eval_seconds, self.eval_cost = self.eval_seconds + seconds, seconds
-        note = ", saved" if saved else ""
-        losses = f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}{note}"
-        print(f"step {step}: {losses} | {self.status(step)}")
+        return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed or stopping > 0
 
     def log(self, step, loss, lr):
         loss = loss.detach().float()
@@ -841,23 +739,20 @@ class Progress:
             torch.distributed.all_reduce(loss)
             loss /= WORLD_SIZE
         if not math.isfinite(loss.item()):
-            raise UsageError(f"the loss became {loss.item()} at step {step}; the best checkpoint "
-                             f"({hp.ckpt_path}, val {self.ckpt.best_val:.4f}) is kept; try a lower "
-                             f"--learning_rate than {hp.learning_rate:g}")
-        now = time.time()
-        self.dt = (now - self.t_log - self.eval_seconds) / (step - self.step_log)  # evaluations left out
-        self.t_log, self.step_log, self.eval_seconds = now, step, 0.0
-        log(f"step {step}: loss {loss.item():.4f} | lr {lr:.2e} | {self.status(step)}")
+            raise UsageError(f"the loss became {loss.item()} at step {step}; {hp.ckpt_path} keeps val "
+                             f"{self.ckpt.best_val:.4f}; try a lower --learning_rate than {hp.learning_rate}")
+        self.dt = (time.time() - self.since[0]) / (step - self.since[1])
+        self.line(step, f"loss {loss.item():.4f} | lr {lr:.2e}")
 
-    def status(self, step):
+    def line(self, step, what):
         elapsed, speed = time.time() - self.t0, "speed not measured yet"
         left = hp.max_time - elapsed if hp.max_time else math.inf
         if self.dt:
-            tokens_per_second = hp.batch_size * hp.block_size / self.dt
-            speed = f"{self.dt * 1000:.0f} ms/step, {tokens_per_second / 1000:.1f}k tok/s"
+            speed = f"{self.dt * 1e3:.0f} ms/step, {hp.batch_size * hp.block_size / self.dt / 1e3:.1f}k tok/s"
             left = min(left, (hp.max_iters - step) * self.dt)
         time_left = f"~{clock(max(left, 0))} left" if left < math.inf else "time left unknown"
-        return f"{speed} | {clock(elapsed)} elapsed, {time_left}"
+        log(f"step {step}: {what} | {speed} | {clock(elapsed)} elapsed, {time_left}")
+        self.since = (time.time(), step)  # the next speed counts from here: evaluations left out
 
 if __name__ == "__main__":
-    main()
+    result = main()  # under %run, result stays in the notebook
