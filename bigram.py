@@ -22,7 +22,7 @@ class Hyperparameters:  # each field's help is its meaning, which --help shows
     max_iters: int = field(default=3000, metadata={"help": "optimiser steps"})
     eval_interval: int = field(default=300, metadata={"help": "steps between train/val loss estimates"})
     eval_iters: int = field(default=200, metadata={"help": "batches per estimate"})
-    learning_rate: float = field(default=1e-2, metadata={"help": "AdamW's; one table takes a large step"})
+    learning_rate: float = field(default=1e-2, metadata={"help": "AdamW's; large, as a tiny model allows"})
     seed: int = field(default=1337, metadata={"help": "seeds the table, the batches and the sample"})
     input: str = field(default="input.txt", metadata={"help": "the UTF-8 text, looked for beside this file"})
     eval_chars: int = field(default=1_000_000, metadata={"help": "the final loss reads at most this many"})
@@ -44,17 +44,16 @@ def load_data(path, device):
     """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on),
     the text read in pieces: a Python int per character, as encode(text) makes, is 16 GB for a 1 GB text."""
     global train_data, val_data
-    seen, n = torch.zeros(0x110000, dtype=torch.bool), 0  # for each Unicode character: is it in the text?
-    for piece in code_points(path):  # (length,) int32: the next piece's characters, as numbers (plumbing)
-        seen[piece] = True
-        n += len(piece)
-    chars = [chr(c) for c in seen.nonzero().flatten().tolist()]  # sorted by code point
-    stoi = seen.cumsum(0, dtype=torch.int32) - 1  # the lecture's stoi as a table: how many come before it
+    counts = torch.zeros(0x110000, dtype=torch.long)  # how often each Unicode character is in the text
+    for piece in code_points(path):  # (n,) int32: the next piece's characters, as numbers (plumbing)
+        counts += torch.bincount(piece, minlength=len(counts))
+    chars = [chr(c) for c in counts.nonzero().flatten().tolist()]  # sorted by code point
     # the smallest integer type that holds every id (a byte for up to 256 characters); get_batch widens it
     dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
-    data, i = torch.empty(n, dtype=dtype), 0
+    stoi = ((counts > 0).cumsum(0) - 1).to(dtype)  # the lecture's stoi as a table: how many come before
+    data, i = torch.empty(counts.sum(), dtype=dtype), 0
     for piece in code_points(path):
-        data[i:i + len(piece)] = stoi[piece]  # encode, a whole piece at a time
+        data[i:i + len(piece)] = stoi.index_select(0, piece)  # encode, a whole piece at a time
         i += len(piece)
     n = int(0.9 * len(data))
     if min(n, len(data) - n) <= hp.block_size + 1:
@@ -75,7 +74,7 @@ def get_batch(split, batch_size, generator=None):
 
 @torch.no_grad()
 def estimate_loss(model):
-    """Mean loss over eval_iters batches of each split, in eval mode; the same seeded batches every time."""
+    """Mean loss over eval_iters batches of each split, in eval mode, the same ones each time: comparable."""
     out = {}
     model.eval()
     for split in ("train", "val"):
@@ -104,7 +103,7 @@ class BigramLanguageModel(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens):  # idx: (B, T); returned with max_new_tokens more, (B, T + n)
+    def generate(self, idx, max_new_tokens):  # idx (B, T) -> (B, T + max_new_tokens)
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -1:])  # only the last character matters
             probs = F.softmax(logits[:, -1, :], dim=-1)  # (B, vocab_size)
@@ -150,8 +149,8 @@ class UsageError(Exception):
 
 def configure(argv):
     """The command line's settings, --name=value for each field of Hyperparameters, checked."""
-    if argv is None:  # a pasted cell has no __file__, and its sys.argv is the kernel's own (-f kernel.json)
-        argv = sys.argv[1:] if "__file__" in globals() else []
+    if argv is None:  # a script's own, not a pasted cell's or an importer's (the kernel's: -f kernel.json)
+        argv = sys.argv[1:] if __name__ == "__main__" and "__file__" in globals() else []
     elif argv and argv[0].endswith(".py"):  # main(["bigram.py", ...]) as well as main([...])
         argv = argv[1:]
     parser = argparse.ArgumentParser(usage="bigram.py [--name=value ...]", allow_abbrev=False)
@@ -203,21 +202,21 @@ def find_text(path, download_if_missing):
         raise UsageError(f"input file {path} {what} (--input=PATH names the text to train on)")
     return path
 
-def code_points(path, piece=1 << 24):
+def code_points(path, piece=1 << 22):
     """The text in path, a piece (of at least 4 bytes) at a time: its characters' code points, as int32."""
-    decoder = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
+    utf8 = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
     with open(path, "rb") as f:
         try:
-            for raw in iter(lambda: f.read(piece), b""):
-                yield torch.frombuffer(bytearray(decoder.decode(raw).encode("utf-32-le")), dtype=torch.int32)
-            decoder.decode(b"", final=True)  # the file may end inside a character
+            for raw in iter(lambda: f.read(piece), b""):  # in native byte order after a BOM, never empty
+                yield torch.frombuffer(bytearray(utf8.decode(raw).encode("utf-32")), dtype=torch.int32)[1:]
+            utf8.decode(b"", final=True)  # the file may end inside a character
         except UnicodeDecodeError as e:
             at = f.tell() - len(e.object) + e.start
             raise UsageError(f"{path} is not UTF-8 text (byte {at:,} is {e.object[e.start]:#04x}); "
                              "convert it, e.g. iconv -t UTF-8") from None
 
 @torch.no_grad()
-def split_loss(model, data, rows=64):
+def split_loss(model, data, rows=16):
     """The loss over a split's first eval_chars characters: every full window, each character once."""
     model.eval()
     n = max((min(len(data), hp.eval_chars + 1) - 1) // hp.block_size, 1)  # whole windows, one at least

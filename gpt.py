@@ -7,7 +7,7 @@ README says where this departs from the lecture, and what each change gained.
     python gpt.py --max_iters=500 --device=cpu    override any setting; --help lists them all
     python gpt.py --input=my_text.txt             train on any UTF-8 text, in any alphabet
     python gpt.py --sample --prompt="ROMEO:"      write from the saved checkpoint, no training
-    python gpt.py --resume                        continue training from the checkpoint
+    python gpt.py --resume --max_time=600         continue from the checkpoint, to 600 s in all
     torchrun --standalone --nproc_per_node=2 gpt.py   data-parallel training on 2 processes (or GPUs)
 In a notebook: %run gpt.py --max_iters=500, or paste the file into a cell ending in result = main([...]); then
 result.model, result.encode and result.decode are at hand. "# ---- plumbing" starts what serves the rest.
@@ -47,8 +47,8 @@ class Hyperparameters:
     learning_rate: float = setting(1.5e-3, "peak learning rate, reached after the warmup", cuda=1e-3)
     min_lr: float = setting(1.5e-4, "the learning rate at the end of the budget", cuda=1e-4)
     max_iters: int = setting(100_000, "optimiser steps at most", cuda=1200)
-    max_time: float = setting(280.0, "training seconds at most, compiling included (0: no limit)", cuda=0.0)
-    eval_interval: int = setting(500, "steps between train/val loss estimates, and the last step", cuda=250)
+    max_time: float = setting(280.0, "seconds at most, compile and evaluations included (0: none)", cuda=0.0)
+    eval_interval: int = setting(500, "steps between train/val estimates; the last step has one", cuda=250)
     eval_iters: int = setting(10, "batches per estimate; the best estimate picks the checkpoint", cuda=50)
     log_interval: int = setting(100, "steps between progress lines", cuda=50)
     muon: bool = setting(True, "Muon for the blocks' matrices, AdamW for the rest (else AdamW)", cuda=False)
@@ -61,7 +61,7 @@ class Hyperparameters:
     seed: int = setting(1337, "seeds weights, batches and sample; a run repeats exactly with --max_time=0")
     input: str = setting("input.txt", "the UTF-8 text to train on; the default lives beside this file")
     eval_chars: int = setting(1_000_000, "the final validation loss reads at most this many characters")
-    ckpt_path: str = setting("gpt.pt", "the best model so far, by val loss; the default lives beside this")
+    ckpt_path: str = setting("gpt.pt", "the best model so far, by val loss; by default beside this file")
     resume: bool = setting(False, "continue training from ckpt_path")
     sample: bool = setting(False, "only write text from ckpt_path, no training")
     prompt: str = setting("", "the text a sample continues (empty: a newline, if the text has one)")
@@ -85,17 +85,16 @@ def load_data(path, device):
     """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on),
     the text read in pieces: a Python int per character, as encode(text) makes, is 16 GB for a 1 GB text."""
     global train_data, val_data
-    seen, n = torch.zeros(0x110000, dtype=torch.bool), 0  # for each Unicode character: is it in the text?
-    for piece in code_points(path):  # (length,) int32: the next piece's characters, as numbers (plumbing)
-        seen[piece] = True
-        n += len(piece)
-    chars = [chr(c) for c in seen.nonzero().flatten().tolist()]  # sorted by code point
-    stoi = seen.cumsum(0, dtype=torch.int32) - 1  # the lecture's stoi as a table: how many come before it
+    counts = torch.zeros(0x110000, dtype=torch.long)  # how often each Unicode character is in the text
+    for piece in code_points(path):  # (n,) int32: the next piece's characters, as numbers (plumbing)
+        counts += torch.bincount(piece, minlength=len(counts))
+    chars = [chr(c) for c in counts.nonzero().flatten().tolist()]  # sorted by code point
     # the smallest integer type that holds every id (a byte for up to 256 characters); get_batch widens it
     dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
-    data, i = torch.empty(n, dtype=dtype), 0
+    stoi = ((counts > 0).cumsum(0) - 1).to(dtype)  # the lecture's stoi as a table: how many come before
+    data, i = torch.empty(counts.sum(), dtype=dtype), 0
     for piece in code_points(path):
-        data[i:i + len(piece)] = stoi[piece]  # encode, a whole piece at a time
+        data[i:i + len(piece)] = stoi.index_select(0, piece)  # encode, a whole piece at a time
         i += len(piece)
     n = int(0.9 * len(data))
     if min(n, len(data) - n) <= hp.block_size + 1:
@@ -116,7 +115,7 @@ def get_batch(split, batch_size, generator=None):
 
 @torch.no_grad()
 def estimate_loss(model):
-    """Mean loss over eval_iters batches of each split, in eval mode; the same seeded batches every time."""
+    """Mean loss over eval_iters batches of each split, in eval mode, the same ones each time: comparable."""
     out = {}
     model.eval()
     for split in ("train", "val"):
@@ -139,7 +138,7 @@ class GPTConfig:
     n_head: int
     n_embd: int
     dropout: float = 0.0
-    bigram_rows: int = 8191  # a prime, so that the pairs of a large vocabulary spread over all the rows
+    bigram_rows: int = 8191  # a prime, so that the pairs a large vocabulary puts in one row are unrelated
 
 def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
@@ -222,7 +221,8 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        # a vector per pair (previous character, this one); pairs share rows only if (V + 1) V > bigram_rows
+        # the bigram model's table as a feature: a vector per pair (previous character, this one), V + 1 by V
+        # pairs counting a window's first character, whose previous one is unknown; rows are shared past 8191
         self.bigram_embedding_table = nn.Embedding(config.bigram_rows, config.n_embd)
         # positions enter as rotations of q and k (apply_rotary), not as a learned table added to the tokens
         cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
@@ -234,7 +234,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # N(0, 0.02): the first logits are near zero, the loss near ln(vocab_size). The projections back into
-        # the residual stream start at zero, each block starting as the identity (modded-nanogpt); so do pairs
+        # the stream start at zero, each block as the identity (modded-nanogpt), and so do the pairs' vectors
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.startswith("bigram"):
                 nn.init.zeros_(p)
@@ -244,7 +244,7 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None):
         B, T = idx.shape
         V = self.config.vocab_size
-        prev = F.pad(idx[:, :-1], (1, 0), value=V)  # (B, T): each one's previous character; V: a window start
+        prev = F.pad(idx[:, :-1], (1, 0), value=V)  # (B, T): the previous character; V: none, a window start
         pair = (prev * V + idx) % self.config.bigram_rows  # (B, T): a row per pair
         x = self.drop(self.token_embedding_table(idx) + self.bigram_embedding_table(pair))  # (B, T, C)
         cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, hs/2)
@@ -280,8 +280,8 @@ class GPT(nn.Module):
 # ----------------------------------------------------------------------------- optimiser and schedule
 def orthogonalise(G, steps=5, eps=1e-7):
     """U Vᵀ of G = U S Vᵀ, roughly: a Newton-Schulz iteration (Keller Jordan's quintic) takes each singular
-    value, scaled to at most 1, to ~0.7-1.2. In bf16 on a GPU, as torch.optim.Muon; a CPU may emulate bf16."""
-    X = G.bfloat16() if G.is_cuda else G.float()
+    value, scaled to at most 1, to ~0.7-1.2. In fp32: most CPUs only emulate torch.optim.Muon's bf16."""
+    X = G.float()
     X = X.T if G.size(0) > G.size(1) else X  # (m, n), m <= n: the smaller Gram matrix
     X = X / X.norm().clamp(min=eps)  # every singular value at most 1
     for _ in range(steps):
@@ -348,7 +348,7 @@ def train(model, optimizers, ckpt, step, elapsed):
             lr = get_lr(step, progress.fraction)  # the budget spent, by steps or by time
             for group in (group for optimizer in optimizers for group in optimizer.param_groups):
                 group["lr"] = lr
-            xb, yb = get_batch("train", hp.batch_size // WORLD_SIZE)  # each process draws its share
+            xb, yb = get_batch("train", hp.batch_size // WORLD_SIZE)  # each process its share (plumbing)
             with autocast(xb.device):  # bf16 on a GPU that has it, fp32 elsewhere (plumbing)
                 _, loss = train_model(xb, yb)
             model.zero_grad(set_to_none=True)
@@ -384,7 +384,7 @@ def main(argv=None):
         ckpt = Checkpoint(hp.ckpt_path, model, optimizers, chars)  # with --resume: the checkpoint's state
         describe(device, overrides, model)
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
-            step = train(model, optimizers, ckpt, *ckpt.start)  # from 0, or from a resumed checkpoint's step
+            step = train(model, optimizers, ckpt, *ckpt.start)  # from 0, or a checkpoint's step and clock
         result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
         if MASTER:  # the best checkpoint's loss on the whole validation split, then a sample from it
             result.val_loss = final_loss(model, ckpt, step, started)
@@ -414,8 +414,8 @@ log = print if MASTER else lambda message: None  # under torchrun, process 0 alo
 
 def configure(argv):
     """The command line's settings (--name=value per field) over the device's defaults and the local paths."""
-    if argv is None:  # a pasted cell has no __file__, and its sys.argv is the kernel's own (-f kernel.json)
-        argv = sys.argv[1:] if "__file__" in globals() else []
+    if argv is None:  # a script's own, not a pasted cell's or an importer's (the kernel's: -f kernel.json)
+        argv = sys.argv[1:] if __name__ == "__main__" and "__file__" in globals() else []
     elif argv and argv[0].endswith(".py"):  # main(["gpt.py", ...]) as well as main([...])
         argv = argv[1:]
     parser = argparse.ArgumentParser(prog="gpt.py", usage="%(prog)s [--name=value ...]", allow_abbrev=False)
@@ -511,21 +511,21 @@ def find_text(path, download_if_missing):
         raise UsageError(f"input file {path} {what} (--input=PATH names the text to train on)")
     return path
 
-def code_points(path, piece=1 << 24):
+def code_points(path, piece=1 << 22):
     """The text in path, a piece (of at least 4 bytes) at a time: its characters' code points, as int32."""
-    decoder = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
+    utf8 = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
     with open(path, "rb") as f:
         try:
-            for raw in iter(lambda: f.read(piece), b""):
-                yield torch.frombuffer(bytearray(decoder.decode(raw).encode("utf-32-le")), dtype=torch.int32)
-            decoder.decode(b"", final=True)  # the file may end inside a character
+            for raw in iter(lambda: f.read(piece), b""):  # in native byte order after a BOM, never empty
+                yield torch.frombuffer(bytearray(utf8.decode(raw).encode("utf-32")), dtype=torch.int32)[1:]
+            utf8.decode(b"", final=True)  # the file may end inside a character
         except UnicodeDecodeError as e:
             at = f.tell() - len(e.object) + e.start
             raise UsageError(f"{path} is not UTF-8 text (byte {at:,} is {e.object[e.start]:#04x}); "
                              "convert it, e.g. iconv -t UTF-8") from None
 
 @torch.no_grad()
-def split_loss(model, data, rows=64):
+def split_loss(model, data, rows=16):
     """The loss over a split's first eval_chars characters: every full window, each character once."""
     model.eval()
     n = max((min(len(data), hp.eval_chars + 1) - 1) // hp.block_size, 1)  # whole windows, one at least
@@ -552,7 +552,7 @@ def describe(device, overrides, model):
 
 def final_loss(model, ckpt, step, started):
     """The best checkpoint's loss on the validation split (the last step's weights if this run saved none)."""
-    where = "(the last step's weights: no checkpoint was saved)"
+    where = "(the last step's weights: this run's checkpoint is not there)"
     if ckpt.mine and identity(ckpt.path) == ckpt.mine:  # and no other run has written over it since
         step, where = load_checkpoint(ckpt.path, model)[0]["step"], f"({hp.ckpt_path})"
     val_loss = split_loss(model, val_data)

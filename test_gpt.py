@@ -132,7 +132,8 @@ def test_the_text_is_read_in_pieces_and_a_character_cut_between_two_is_kept_whol
     path = tmp_path / "t.txt"
     path.write_text("aé漢🙂" * 5, encoding="utf-8")  # 1, 2, 3 and 4 bytes a character
     pieces = list(gpt.code_points(str(path), piece=4))
-    assert all(len(p) <= 4 for p in pieces) and len(pieces) > 5 and "".join(chr(c) for p in pieces for c in p.tolist()) == "aé漢🙂" * 5
+    assert all(len(p) <= 4 for p in pieces) and len(pieces) > 5
+    assert "".join(chr(c) for p in pieces for c in p.tolist()) == "aé漢🙂" * 5
 
 
 def test_get_batch_gives_batch_by_block_windows_and_targets_shifted_by_one():
@@ -447,16 +448,19 @@ def test_help_says_how_to_make_a_run_repeat_exactly():
     assert "--max_time=0" in meaning  # under a time budget the number of steps depends on the clock
 
 
-def test_a_pasted_cells_kernel_arguments_are_ignored_and_a_run_scripts_arguments_are_used(monkeypatch):
+def test_a_scripts_own_arguments_are_used_and_a_kernels_are_not_by_a_pasted_cell_or_an_importer(monkeypatch):
+    def run_as(name, namespace):  # the file's code in the namespace a notebook gives it, its settings only
+        source = open(os.path.join(HERE, name), encoding="utf-8").read()
+        exec(compile(source.replace("    result = main()", "    pass"), name, "exec"), namespace)
+        return namespace["configure"](None)
     monkeypatch.setattr(sys, "argv", ["/x/ipykernel_launcher.py", "-f", "/run/kernel-1.json"])
-    cell = {}  # a pasted cell: the file's code without __file__
-    exec(compile(open(os.path.join(HERE, "gpt.py"), encoding="utf-8").read(), "<cell>", "exec"), cell)
-    settings, _, overrides = cell["configure"](None)
+    settings, _, overrides = run_as("gpt.py", {"__name__": "__main__"})  # a pasted cell has no __file__
     assert overrides == {} and settings.n_layer == gpt.Hyperparameters().n_layer
+    assert gpt.configure(None)[2] == {} and bigram.configure(None)[1] == {}  # import gpt; gpt.main()
     monkeypatch.setattr(sys, "argv", ["gpt.py", "--max_iters=5", "--device=cpu"])  # %run gpt.py ARGS
-    assert gpt.configure(None)[2] == {"max_iters": 5, "device": "cpu"}
+    assert run_as("gpt.py", {"__name__": "__main__", "__file__": "gpt.py"})[2] == {"max_iters": 5, "device": "cpu"}
     monkeypatch.setattr(sys, "argv", ["bigram.py", "--max_iters=5"])
-    assert bigram.configure(None)[0].max_iters == 5
+    assert run_as("bigram.py", {"__name__": "__main__", "__file__": "bigram.py"})[0].max_iters == 5
 
 
 def test_settings_without_the_program_name_are_not_mistaken_for_it():
@@ -836,7 +840,8 @@ def test_a_run_that_saved_no_checkpoint_says_that_its_final_loss_is_of_the_last_
     path = tmp_path / "gpt.pt"
     code, out, err = run_main(["gpt.py", f"--input={text_file}", *TINY, "--max_iters=2", f"--ckpt_path={path}"], capsys)
     assert code == 0, err
-    assert "best checkpoint: step 2 (the last step's weights: no checkpoint was saved)" in out and not path.exists()
+    assert "best checkpoint: step 2 (the last step's weights: this run's checkpoint is not there)" in out
+    assert not path.exists()
 
 
 def test_a_checkpoint_folder_that_does_not_exist_is_made(text_file, tmp_path, capsys):
@@ -1139,3 +1144,35 @@ def test_the_scripts_keep_their_line_budgets():
         assert max(functions(os.path.join(HERE, name)).values()) <= 60, name
         assert max(map(len, lines[name])) <= 110, name
     assert functions(os.path.join(HERE, "gpt.py"))["train"] <= 45
+
+
+# ----------------------------------------------------------------------------- the README
+def readme():
+    return open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
+
+
+def test_the_readme_names_only_settings_that_exist_and_files_that_are_here():
+    settings = {f.name for module in (gpt, bigram) for f in module.fields(module.Hyperparameters)} | {"help", "name"}
+    other_tools = {"standalone", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port",  # torchrun
+                   "index"}  # pip's --index-url
+    named = set(re.findall(r"(?<![\w-])--(\w+)", readme()))
+    assert named - settings - other_tools == set() and {"max_time", "max_iters", "sample", "resume"} <= named
+    for name in set(re.findall(r"(?<![/\w])(\w+\.(?:py|sh))\b", readme())) - {"prepare.py", "train.py"}:  # nanoGPT's
+        assert os.path.exists(os.path.join(HERE, name)), name
+
+
+def test_the_readmes_first_screen_has_the_two_commands_and_its_tables_match_the_code():
+    lines = readme().splitlines()
+    assert len(lines) <= 220
+    first = "\n".join(lines[:40])
+    assert "&& python gpt.py" in first and "&& python -m pytest -q" in first
+    cpu = gpt.Hyperparameters()
+    cuda = {f.name: f.metadata["cuda"] for f in gpt.fields(gpt.Hyperparameters) if "cuda" in f.metadata}
+    row = next(line for line in lines if line.startswith("| `n_layer`, `n_head`, `n_embd`, `dropout`"))
+    assert f"| {cpu.n_layer}, {cpu.n_head}, {cpu.n_embd}, {cpu.dropout:g} |" in row
+    assert f"| {cuda['n_layer']}, {cuda['n_head']}, {cuda['n_embd']}, {cuda['dropout']:g} " in row
+    count = lambda c: sum(p.numel() for p in gpt.GPT(gpt.GPTConfig(65, c.block_size, c.n_layer, c.n_head, c.n_embd))
+                          .parameters())
+    row = next(line for line in lines if line.startswith("| parameters on tiny-shakespeare"))
+    assert f"| {count(cpu) / 1e6:.2f}M | {count(gpt.replace(cpu, **cuda)) / 1e6:.2f}M |" in row
+    assert re.search(r"\b(session|issue #|today|run [0-9]+)", readme(), re.I) is None  # the manual, not a diary
