@@ -120,8 +120,8 @@ def test_the_ids_round_trip_exactly_in_the_smallest_integer_type_that_holds_the_
                              *range(0x20000, 0x2A6DF))]
     alphabet = rng.sample(pool, size)
     text = "".join(alphabet) + "".join(rng.choice(alphabet) for _ in range(3 * size))
-    monkeypatch.setattr(gpt.code_points, "__defaults__", (7,))  # pieces of 7 characters: many cut sequences
     for module in (gpt, bigram):
+        monkeypatch.setattr(module.code_points, "__defaults__", (4099,))  # pieces of 4,099 bytes: characters cut
         chars = use_data(module, text, block_size=8)
         data = torch.cat([module.train_data, module.val_data])
         assert chars == sorted(set(text)) and data.dtype == module.train_data.dtype == dtype
