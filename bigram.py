@@ -1,13 +1,11 @@
 """bigram.py: the baseline of the lecture "Let's build GPT: from scratch, in code, spelled out": each
 character predicts the next from a vocab_size x vocab_size table of scores; gpt.py must beat its loss, ~2.49.
-The table grows with the square of the vocabulary (5,000 characters: 400 MB to train); one too big is refused.
-Run: python bigram.py [--max_iters=500 --input=my_text.txt ...] (--help lists all), or %run it in a notebook.
-"""
+Run: python bigram.py [--max_iters=500 --input=my_text.txt ...] (--help lists all), or %run it in a notebook."""
 import argparse
-import codecs
 import hashlib
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -41,8 +39,8 @@ def tokenizer(chars):
     return encode, decode
 
 def load_data(path, device):
-    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on),
-    the text read in pieces: a Python int per character, as encode(text) makes, is 16 GB for a 1 GB text."""
+    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on), with
+    the text read in pieces into small integers, so that a text of any size fits in memory."""
     global train_data, val_data
     counts = torch.zeros(0x110000, dtype=torch.long)  # how often each Unicode character is in the text
     for piece in code_points(path):  # (n,) int32: the next piece's characters, as numbers (plumbing)
@@ -51,7 +49,8 @@ def load_data(path, device):
     # the smallest integer type that holds every id (a byte for up to 256 characters); get_batch widens it
     dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
     stoi = ((counts > 0).cumsum(0) - 1).to(dtype)  # the lecture's stoi as a table: how many come before
-    data, i = torch.empty(counts.sum(), dtype=dtype), 0
+    data = torch.empty(counts.sum(), dtype=dtype)
+    i = 0
     for piece in code_points(path):
         data[i:i + len(piece)] = stoi.index_select(0, piece)  # encode, a whole piece at a time
         i += len(piece)
@@ -59,7 +58,8 @@ def load_data(path, device):
     if min(n, len(data) - n) <= hp.block_size + 1:
         raise UsageError(f"the text is too short for --block_size={hp.block_size}: its splits of {n:,} and "
                          f"{len(data) - n:,} characters must each be over {hp.block_size + 1}")
-    train_data, val_data = data[:n].to(device), data[n:].to(device)
+    train_data = data[:n].to(device)
+    val_data = data[n:].to(device)
     return chars
 
 def get_batch(split, batch_size, generator=None):
@@ -90,7 +90,6 @@ def estimate_loss(model):
 
 # ----------------------------------------------------------------------------- model
 class BigramLanguageModel(nn.Module):
-
     def __init__(self, vocab_size):
         super().__init__()
         # row i holds the scores (logits) of every character that may follow character i
@@ -105,7 +104,7 @@ class BigramLanguageModel(nn.Module):
     @torch.no_grad()
     def generate(self, idx, max_new_tokens):  # idx (B, T) -> (B, T + max_new_tokens)
         for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -1:])  # only the last character matters
+            logits, _ = self(idx)  # the whole history, as gpt.py will need, though a bigram reads the last
             probs = F.softmax(logits[:, -1, :], dim=-1)  # (B, vocab_size)
             idx_next = torch.multinomial(probs, num_samples=1)  # (B, 1)
             idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
@@ -142,6 +141,9 @@ def main(argv=None):
     except UsageError as e:  # a bad input or setting ends with one line and exit status 2
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as e:  # --help ends with status 0, which in a notebook only prints
+        if e.code:
+            raise
 
 # ---- plumbing: settings and files, for the code above; skip it on a first read
 class UsageError(Exception):
@@ -151,8 +153,8 @@ def configure(argv):
     """The command line's settings, --name=value for each field of Hyperparameters, checked."""
     if argv is None:  # a script's own, not a pasted cell's or an importer's (the kernel's: -f kernel.json)
         argv = sys.argv[1:] if __name__ == "__main__" and "__file__" in globals() else []
-    elif argv and argv[0].endswith(".py"):  # main(["bigram.py", ...]) as well as main([...])
-        argv = argv[1:]
+    elif argv and os.path.basename(argv[0]) == os.path.basename(globals().get("__file__", "bigram.py")):
+        argv = argv[1:]  # main(["bigram.py", ...]) as well as main([...])
     parser = argparse.ArgumentParser(usage="bigram.py [--name=value ...]", allow_abbrev=False)
     for f in fields(Hyperparameters):
         parser.add_argument(f"--{f.name}", type=integer if f.type is int else f.type,
@@ -161,9 +163,10 @@ def configure(argv):
     here = os.path.dirname(os.path.abspath(globals().get("__file__", "bigram.py")))  # a cell has no __file__
     settings = Hyperparameters(**{"input": os.path.join(here, "input.txt"), **overrides})
     for f in fields(settings):  # the step counts, seed and learning rate may be 0, the other numbers not
+        value = getattr(settings, f.name)
         least = 0 if f.name in ("max_iters", "max_new_tokens", "seed", "learning_rate") else 1
-        if f.type in (int, float) and not getattr(settings, f.name) >= least:
-            raise UsageError(f"--{f.name} must be at least {least}, not {getattr(settings, f.name)}")
+        if f.type in (int, float) and not least <= value < float("inf"):  # NaN fails the test too
+            raise UsageError(f"--{f.name} must be a finite number >= {least}, not {value}")
     return settings, overrides
 
 def integer(text):  # 1e4 is 10000, as nanoGPT's configurator reads it; 2.5 is refused
@@ -176,8 +179,7 @@ def check_memory(vocab_size, device):  # V² scores, each with a gradient and Ad
     if need > have:
         raise UsageError(f"a {V} x {V} bigram table needs {need:.1f} GB to train; {device} has {have:.1f} GB")
 
-TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-                        "tinyshakespeare/input.txt")
+TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # its sha256
 
 def find_text(path, download_if_missing):
@@ -193,9 +195,10 @@ def find_text(path, download_if_missing):
         if hashlib.sha256(raw).hexdigest() != TINY_SHAKESPEARE:
             raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, "
                              f"whose sha256 is not {TINY_SHAKESPEARE[:12]}…); nothing was kept")
-        with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), delete=False) as f:
             f.write(raw)
-        os.replace(f.name, path)
+        os.chmod(f.name, 0o644)  # a temporary file is its owner's alone; a text is read like any file
+        os.replace(f.name, path)  # renamed only once whole
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         what = ("is empty (0 characters)" if os.path.isfile(path) else "is a folder" if os.path.isdir(path)
                 else "is not a regular file" if os.path.exists(path) else "not found")
@@ -203,15 +206,14 @@ def find_text(path, download_if_missing):
     return path
 
 def code_points(path, piece=1 << 22):
-    """The text in path, a piece (of at least 4 bytes) at a time: its characters' code points, as int32."""
-    utf8 = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
-    with open(path, "rb") as f:
+    """The text in path, a piece of characters at a time, as their code points (int32). It is read as the
+    lecture's open() reads it, in text mode: the line ends of Windows (CR LF) and old Macs (CR) become LF."""
+    with open(path, encoding="utf-8") as f:
         try:
-            for raw in iter(lambda: f.read(piece), b""):  # in native byte order after a BOM, never empty
-                yield torch.frombuffer(bytearray(utf8.decode(raw).encode("utf-32")), dtype=torch.int32)[1:]
-            utf8.decode(b"", final=True)  # the file may end inside a character
+            for text in iter(lambda: f.read(piece), ""):  # a character cut between two reads is kept whole
+                yield torch.frombuffer(bytearray(text.encode("utf-32")), dtype=torch.int32)[1:]  # after the BOM
         except UnicodeDecodeError as e:
-            at = f.tell() - len(e.object) + e.start
+            at = f.buffer.tell() - len(e.object) + e.start  # the bytes it decodes are the last read
             raise UsageError(f"{path} is not UTF-8 text (byte {at:,} is {e.object[e.start]:#04x}); "
                              "convert it, e.g. iconv -t UTF-8") from None
 
@@ -220,7 +222,8 @@ def split_loss(model, data, rows=16):
     """The loss over a split's first eval_chars characters: every full window, each character once."""
     model.eval()
     n = max((min(len(data), hp.eval_chars + 1) - 1) // hp.block_size, 1)  # whole windows, one at least
-    x, y = (data[i:i + n * hp.block_size].view(n, hp.block_size).long() for i in (0, 1))  # (n, T) each
+    x = data[:n * hp.block_size].view(n, hp.block_size).long()  # (n, T): whole windows, side by side
+    y = data[1:n * hp.block_size + 1].view(n, hp.block_size).long()  # (n, T): the characters that follow
     losses = [model(xb, yb)[1].float() * len(xb) for xb, yb in zip(x.split(rows), y.split(rows))]
     model.train()
     return sum(losses).item() / n

@@ -7,23 +7,25 @@ README says where this departs from the lecture, and what each change gained.
     python gpt.py --max_iters=500 --device=cpu    override any setting; --help lists them all
     python gpt.py --input=my_text.txt             train on any UTF-8 text, in any alphabet
     python gpt.py --sample --prompt="ROMEO:"      write from the saved checkpoint, no training
-    python gpt.py --resume --max_time=600         continue from the checkpoint, to 600 s in all
+    python gpt.py --resume --max_time=600         go on with the checkpoint's run, to 600 s in all
     torchrun --standalone --nproc_per_node=2 gpt.py   data-parallel training on 2 processes (or GPUs)
 In a notebook: %run gpt.py --max_iters=500, or paste the file into a cell ending in result = main([...]); then
 result.model, result.encode and result.decode are at hand. "# ---- plumbing" starts what serves the rest.
 """
 import argparse
-import codecs
+import copy
 import hashlib
 import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -37,7 +39,7 @@ def setting(default, meaning, cuda=None):
 
 @dataclass
 class Hyperparameters:
-    # a CUDA GPU trains the lecture's model; a CPU (or mps) a small one, in a time budget
+    # a CUDA GPU trains the lecture's size; a CPU (or mps) a small model, in a time budget
     batch_size: int = setting(8, "sequences per optimiser step, all processes together", cuda=64)
     block_size: int = setting(256, "context length: the characters the model sees")
     n_layer: int = setting(3, "transformer blocks", cuda=6)
@@ -51,25 +53,16 @@ class Hyperparameters:
     eval_interval: int = setting(500, "steps between train/val estimates; the last step has one", cuda=250)
     eval_iters: int = setting(10, "batches per estimate; the best estimate picks the checkpoint", cuda=50)
     log_interval: int = setting(100, "steps between progress lines", cuda=50)
+    eval_chars: int = setting(1_000_000, "the final validation loss reads at most this many characters")
     muon: bool = setting(True, "Muon for the blocks' matrices, AdamW for the rest (else AdamW)", cuda=False)
     warmup_iters: int = setting(100, "steps of linear warmup up to learning_rate")
     cooldown_frac: float = setting(0.5, "the end of the budget in which the learning rate decays to min_lr")
     weight_decay: float = setting(0.3, "decay of the weight matrices and embeddings")
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0: off)")
-    device: str = setting("auto", "cuda, cuda:N, mps or cpu; auto picks cuda, then mps, then cpu")
-    compile: bool = setting(True, "torch.compile the model; it falls back to eager if compiling fails")
     seed: int = setting(1337, "seeds weights, batches and sample; a run repeats exactly with --max_time=0")
     input: str = setting("input.txt", "the UTF-8 text to train on; the default lives beside this file")
-    eval_chars: int = setting(1_000_000, "the final validation loss reads at most this many characters")
-    ckpt_path: str = setting("gpt.pt", "the best model so far, by val loss; by default beside this file")
-    resume: bool = setting(False, "continue training from ckpt_path")
-    sample: bool = setting(False, "only write text from ckpt_path, no training")
-    prompt: str = setting("", "the text a sample continues (empty: a newline, if the text has one)")
-    max_new_tokens: int = setting(500, "characters to write")
-    temperature: float = setting(1.0, "< 1 is more conservative, > 1 more adventurous, 0 the likeliest")
-    top_k: int = setting(0, "sample among the k likeliest characters only (0: all)")
 
-hp = Hyperparameters()  # the run's settings: main() sets them for the device and from the command line
+hp = Hyperparameters()  # the run's settings and options (Settings, below): main() sets them
 train_data = val_data = None  # the two splits as tensors of character ids: main() loads them
 
 # ----------------------------------------------------------------------------- data
@@ -82,8 +75,8 @@ def tokenizer(chars):
     return encode, decode
 
 def load_data(path, device):
-    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on),
-    the text read in pieces: a Python int per character, as encode(text) makes, is 16 GB for a 1 GB text."""
+    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on), with
+    the text read in pieces into small integers, so that a text of any size fits in memory."""
     global train_data, val_data
     counts = torch.zeros(0x110000, dtype=torch.long)  # how often each Unicode character is in the text
     for piece in code_points(path):  # (n,) int32: the next piece's characters, as numbers (plumbing)
@@ -92,7 +85,8 @@ def load_data(path, device):
     # the smallest integer type that holds every id (a byte for up to 256 characters); get_batch widens it
     dtype = torch.uint8 if len(chars) <= 2**8 else torch.int16 if len(chars) <= 2**15 else torch.int32
     stoi = ((counts > 0).cumsum(0) - 1).to(dtype)  # the lecture's stoi as a table: how many come before
-    data, i = torch.empty(counts.sum(), dtype=dtype), 0
+    data = torch.empty(counts.sum(), dtype=dtype)
+    i = 0
     for piece in code_points(path):
         data[i:i + len(piece)] = stoi.index_select(0, piece)  # encode, a whole piece at a time
         i += len(piece)
@@ -100,7 +94,8 @@ def load_data(path, device):
     if min(n, len(data) - n) <= hp.block_size + 1:
         raise UsageError(f"the text is too short for --block_size={hp.block_size}: its splits of {n:,} and "
                          f"{len(data) - n:,} characters must each be over {hp.block_size + 1}")
-    train_data, val_data = data[:n].to(device), data[n:].to(device)
+    train_data = data[:n].to(device)
+    val_data = data[n:].to(device)
     return chars
 
 def get_batch(split, batch_size, generator=None):
@@ -143,7 +138,8 @@ class GPTConfig:
 def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
     q, k, v: (B, nh, T, hs). The model calls the fused one; a test checks that they agree."""
-    T, hs = q.size(-2), q.size(-1)
+    T = q.size(-2)
+    hs = q.size(-1)  # head size
     wei = q @ k.transpose(-2, -1) * hs**-0.5  # (B, nh, T, T); scaled to unit variance so softmax stays soft
     tril = torch.tril(torch.ones(T, T, dtype=torch.bool, device=q.device))
     wei = wei.masked_fill(~tril, float("-inf"))  # a token sees itself and its past, never its future
@@ -167,7 +163,8 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
-        self.n_head, self.dropout_p = n_head, dropout  # a probability, for scaled_dot_product_attention
+        self.n_head = n_head
+        self.dropout_p = dropout  # a probability, for scaled_dot_product_attention
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=False)  # query, key, value of every head at once
         self.c_proj = nn.Linear(n_embd, n_embd, bias=False)  # mixes the heads back into the residual stream
         self.resid_dropout = nn.Dropout(dropout)
@@ -176,11 +173,15 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
         hs = C // self.n_head  # head size
-        q, k, v = (t.view(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         # QK-norm: unit-RMS queries and keys bound the attention logits, so a high learning rate trains stably
-        q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # attention_reference in one kernel (flash attention on a GPU); dropout_p drops wei's entries
+        q = F.rms_norm(q, (hs,))
+        k = F.rms_norm(k, (hs,))
+        q = apply_rotary(q, cos, sin)
+        k = apply_rotary(k, cos, sin)
+        # attention_reference in one kernel; dropout_p drops entries of wei
         dropout_p = self.dropout_p if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
@@ -196,8 +197,10 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        # ReLU squared: the lecture's ReLU, squared, as in modded-nanogpt (chosen with rotary and QK-norm)
-        return self.dropout(self.c_proj(F.relu(self.c_fc(x)).square()))  # (B, T, C)
+        x = self.c_fc(x)  # (B, T, 4C)
+        x = F.relu(x).square()  # ReLU squared: the lecture's ReLU, sharper
+        x = self.c_proj(x)  # (B, T, C)
+        return self.dropout(x)
 
 class Block(nn.Module):
     """Communication (attention) then computation (feed-forward), each on a LayerNorm'd copy of the
@@ -205,7 +208,8 @@ class Block(nn.Module):
 
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.ln2 = nn.LayerNorm(n_embd)
         self.attn = CausalSelfAttention(n_embd, n_head, dropout)
         self.ffwd = FeedForward(n_embd, dropout)
 
@@ -221,8 +225,7 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        # the bigram model's table as a feature: a vector per pair (previous character, this one), V + 1 by V
-        # pairs counting a window's first character, whose previous one is unknown; rows are shared past 8191
+        # the bigram model's table as a feature: a vector for each pair (previous character, this one)
         self.bigram_embedding_table = nn.Embedding(config.bigram_rows, config.n_embd)
         # positions enter as rotations of q and k (apply_rotary), not as a learned table added to the tokens
         cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
@@ -233,8 +236,8 @@ class GPT(nn.Module):
                                     for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # N(0, 0.02): the first logits are near zero, the loss near ln(vocab_size). The projections back into
-        # the stream start at zero, each block as the identity (modded-nanogpt), and so do the pairs' vectors
+        # weights N(0, 0.02), except that the projections into the residual stream and the pair vectors start
+        # at zero, so that each block starts as the identity
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.startswith("bigram"):
                 nn.init.zeros_(p)
@@ -246,14 +249,17 @@ class GPT(nn.Module):
         V = self.config.vocab_size
         prev = F.pad(idx[:, :-1], (1, 0), value=V)  # (B, T): the previous character; V: none, a window start
         pair = (prev * V + idx) % self.config.bigram_rows  # (B, T): a row per pair
-        x = self.drop(self.token_embedding_table(idx) + self.bigram_embedding_table(pair))  # (B, T, C)
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, hs/2)
+        tok_emb = self.token_embedding_table(idx)  # (B, T, C)
+        pair_emb = self.bigram_embedding_table(pair)  # (B, T, C)
+        x = self.drop(tok_emb + pair_emb)  # (B, T, C)
+        cos = self.rope_cos[:T]  # (T, hs/2)
+        sin = self.rope_sin[:T]  # (T, hs/2)
         for block in self.blocks:
             x = block(x, cos, sin)  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         if targets is None:
             return logits, None
-        # in fp32 even under bf16 autocast; targets may be a slice of a bigger tensor, hence reshape
+        # in fp32, even under bf16 autocast
         loss = F.cross_entropy(logits.view(B * T, -1).float(), targets.reshape(B * T))
         return logits, loss
 
@@ -280,7 +286,7 @@ class GPT(nn.Module):
 # ----------------------------------------------------------------------------- optimiser and schedule
 def orthogonalise(G, steps=5, eps=1e-7):
     """U Vᵀ of G = U S Vᵀ, roughly: a Newton-Schulz iteration (Keller Jordan's quintic) takes each singular
-    value, scaled to at most 1, to ~0.7-1.2. In fp32: most CPUs only emulate torch.optim.Muon's bf16."""
+    value, scaled to at most 1, close to 1. It runs in fp32, which every CPU computes natively."""
     X = G.float()
     X = X.T if G.size(0) > G.size(1) else X  # (m, n), m <= n: the smaller Gram matrix
     X = X / X.norm().clamp(min=eps)  # every singular value at most 1
@@ -291,7 +297,7 @@ def orthogonalise(G, steps=5, eps=1e-7):
 
 class Muon(torch.optim.Optimizer):
     """Momentum whose update is orthogonalised, so that every direction of a matrix moves alike; decoupled
-    weight decay; the step scaled to an AdamW step's RMS (Moonshot's 0.2 √max(shape)), so AdamW's lr fits."""
+    weight decay; each step scaled to the size of an AdamW step, so that AdamW's learning rate fits it too."""
 
     def __init__(self, params, lr, weight_decay, momentum=0.95):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum))
@@ -321,46 +327,53 @@ def make_optimizers(model):
     return optimizers
 
 def get_lr(step, fraction):
-    """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr over the last
-    cooldown_frac of the budget; fraction: the budget spent, by steps or by time, whichever is further."""
+    """Warmup-stable-decay: a linear warmup, learning_rate held, then a linear decay to min_lr at the end."""
     if step < hp.warmup_iters:
         return hp.learning_rate * (step + 1) / hp.warmup_iters
-    cooldown = min(max((fraction - 1 + hp.cooldown_frac) / hp.cooldown_frac, 0.0), 1.0)  # 0 until it starts
-    return hp.learning_rate + cooldown * (hp.min_lr - hp.learning_rate)
+    decay_start = 1 - hp.cooldown_frac  # the fraction of the budget where the decay begins
+    if fraction <= decay_start:
+        return hp.learning_rate
+    decayed = min((fraction - decay_start) / hp.cooldown_frac, 1.0)  # from 0 where it begins to 1 at the end
+    return hp.learning_rate + decayed * (hp.min_lr - hp.learning_rate)
 
 # ----------------------------------------------------------------------------- train
-def train(model, optimizers, ckpt, step, elapsed):
-    """The lecture's loop: draw a batch, compute the loss, backpropagate, update; every eval_interval steps
-    and at the last, estimate both losses and keep the best model. Ends at max_iters, max_time or a signal."""
-    progress = Progress(step, elapsed, ckpt)  # the clock (compiling counts), log lines, Ctrl-C (plumbing)
-    train_model = for_training(model)  # torch.compile, and DDP under torchrun (plumbing)
+def train(raw_model, optimizers, ckpt, step, elapsed):
+    """The lecture's loop: draw a batch, compute the loss, backpropagate, update; now and then, evaluate."""
+    progress = Progress(elapsed, ckpt)  # the clock (compiling counts), log lines, Ctrl-C (plumbing)
+    model = for_training(raw_model)  # compiled, and in DDP under torchrun, as nanoGPT's model (plumbing)
     with progress:  # Ctrl-C or SIGTERM: finish at the next step boundary
         while True:
-            last = progress.is_last(step)  # every rank agrees, so none waits forever
-            if MASTER and (step % hp.eval_interval == 0 or last):  # MASTER: process 0 (plumbing)
-                losses = estimate_loss(model)
-                saved = ckpt.save_if_best(step, losses["val"], progress.elapsed)
-                progress.line(step, f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-                              + ", saved" * saved)  # with the speed, elapsed and time left (plumbing)
+            elapsed, stopping = progress.poll(step)  # every rank agrees, so none waits forever
+            fraction = budget_spent(step, elapsed, hp)  # by steps or by time, whichever is further along
+            last = step >= hp.max_iters or fraction >= 1 or stopping
+            if MASTER and (step % hp.eval_interval == 0 or (last and not stopping)):  # MASTER: process 0 (plumbing)
+                losses = estimate_loss(raw_model)
+                saved = ckpt.save_if_best(step, losses["val"], elapsed)
+                what = f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+                progress.print_line(step, what + (", saved" if saved else ""))  # with speed and time (plumbing)
             if last:
+                ckpt.save_last(step, elapsed)  # the state that --resume goes on from (plumbing)
                 return step
+            if MASTER and ckpt.cooldown is None and fraction > 1 - hp.cooldown_frac:
+                ckpt.cooldown = ckpt.state(step, elapsed)  # where the decay begins: a longer run branches here
 
-            lr = get_lr(step, progress.fraction)  # the budget spent, by steps or by time
-            for group in (group for optimizer in optimizers for group in optimizer.param_groups):
-                group["lr"] = lr
+            lr = get_lr(step, fraction)
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
             xb, yb = get_batch("train", hp.batch_size // WORLD_SIZE)  # each process its share (plumbing)
             with autocast(xb.device):  # bf16 on a GPU that has it, fp32 elsewhere (plumbing)
-                _, loss = train_model(xb, yb)
-            model.zero_grad(set_to_none=True)
+                _, loss = model(xb, yb)
+            raw_model.zero_grad(set_to_none=True)
             loss.backward()  # under torchrun this also averages the gradients of all processes
             if hp.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), hp.grad_clip)
             for optimizer in optimizers:
                 optimizer.step()
             step += 1
 
             if step % hp.log_interval == 0:
-                progress.log(step, loss, lr)  # reads the loss from the device; a NaN loss stops the run
+                progress.log_step(step, loss, lr)  # reads the loss from the device; a NaN loss stops the run
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None):
@@ -369,30 +382,51 @@ def main(argv=None):
     global hp
     started = time.time()
     with one_line_errors():  # a bad input or setting ends with one line and exit status 2 (plumbing)
-        hp, device, overrides = configure(argv)
+        hp, device, overrides, resumed = configure(argv)  # resumed: --resume's checkpoint, read once
         torch.manual_seed(hp.seed + RANK)  # each rank draws its own batches; DDP copies rank 0's weights
         if hp.sample:
             return sample_checkpoint(device)
-        chars = load_data(find_text(hp.input, download_if_missing="input" not in overrides), device)
-        log(f"text: {hp.input}, {len(train_data) + len(val_data):,} characters, vocabulary of {len(chars)}: "
-            f"{show_vocab(chars)}")
+        download = "input" not in overrides and resumed is None  # only the default text, tiny-shakespeare
+        chars = load_data(find_text(hp.input, download_if_missing=download), device)
+        print0(f"text: {hp.input}, {len(train_data) + len(val_data):,} characters, vocabulary of {len(chars)}: "
+               f"{show_vocab(chars)}")
         encode, decode = tokenizer(chars)
         prompt = sample_prompt(chars)  # what the sample at the end continues, checked now (plumbing)
         config = GPTConfig(len(chars), hp.block_size, hp.n_layer, hp.n_head, hp.n_embd, hp.dropout)
         model = GPT(config).to(device)
         optimizers = make_optimizers(model)
-        ckpt = Checkpoint(hp.ckpt_path, model, optimizers, chars)  # with --resume: the checkpoint's state
+        ckpt = Checkpoint(hp.ckpt_path, model, optimizers, chars)  # the best model so far, and what resumes
+        step = 0  # a new run starts at the first step, with no time spent
+        elapsed = 0.0
+        if resumed:  # the weights, optimiser states and random generators of the run it goes on with
+            step, elapsed = ckpt.resume(resumed)
         describe(device, overrides, model)
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
-            step = train(model, optimizers, ckpt, *ckpt.start)  # from 0, or a checkpoint's step and clock
+            step = train(model, optimizers, ckpt, step, elapsed)
         result = SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars, step=step)
-        if MASTER:  # the best checkpoint's loss on the whole validation split, then a sample from it
-            result.val_loss = final_loss(model, ckpt, step, started)
-            write(model, prompt, encode, decode)  # model.generate, printing each character as it comes
+        if MASTER:  # the best checkpoint's loss on the validation split, then a sample from it
+            source = ckpt.load_best(model, step)  # the best weights into the model, which main() returns
+            result.val_loss = final_loss(model, source)
+            print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
+            write_sample(model, prompt, encode, decode)  # model.generate, printing each character as it comes
         return result
 
 # ---- plumbing: settings, files, processes, signals and log lines; skip it on a first read
-RANK, WORLD_SIZE = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))  # set by torchrun
+@dataclass
+class Settings(Hyperparameters):
+    """How to run (device, files, sampling); --resume takes these from the command line, the rest from its file."""
+    device: str = setting("auto", "cuda, cuda:N, mps or cpu; auto picks cuda, then mps, then cpu")
+    compile: bool = setting(True, "torch.compile the model; it falls back to eager if compiling fails")
+    ckpt_path: str = setting("gpt.pt", "the best model by val loss, and the state --resume goes on from")
+    resume: bool = setting(False, "go on with ckpt_path's run, with its settings except those named here")
+    sample: bool = setting(False, "only write text from ckpt_path, no training")
+    prompt: str = setting("", "the text a sample continues (empty: a newline, if the text has one)")
+    max_new_tokens: int = setting(500, "characters to write")
+    temperature: float = setting(1.0, "< 1 is more conservative, > 1 more adventurous, 0 the likeliest")
+    top_k: int = setting(0, "sample among the k likeliest characters only (0: all)")
+
+RANK = int(os.environ.get("RANK", 0))  # this process's number, set by torchrun
+WORLD_SIZE = int(os.environ.get("WORLD_SIZE", 1))  # how many processes torchrun started
 MASTER = RANK == 0  # the process that evaluates, saves, prints and writes
 
 class UsageError(Exception):
@@ -410,17 +444,17 @@ def one_line_errors():
         if e.code:  # --help ends with status 0, which in a notebook only prints
             raise
 
-log = print if MASTER else lambda message: None  # under torchrun, process 0 alone prints
+print0 = print if MASTER else lambda message: None  # under torchrun, process 0 alone prints
 
 def configure(argv):
     """The command line's settings (--name=value per field) over the device's defaults and the local paths."""
     if argv is None:  # a script's own, not a pasted cell's or an importer's (the kernel's: -f kernel.json)
         argv = sys.argv[1:] if __name__ == "__main__" and "__file__" in globals() else []
-    elif argv and argv[0].endswith(".py"):  # main(["gpt.py", ...]) as well as main([...])
-        argv = argv[1:]
+    elif argv and os.path.basename(argv[0]) == os.path.basename(globals().get("__file__", "gpt.py")):
+        argv = argv[1:]  # main(["gpt.py", ...]) as well as main([...])
     parser = argparse.ArgumentParser(prog="gpt.py", usage="%(prog)s [--name=value ...]", allow_abbrev=False)
-    cuda = {f.name: f.metadata["cuda"] for f in fields(Hyperparameters) if "cuda" in f.metadata}
-    for f in fields(Hyperparameters):
+    cuda = {f.name: f.metadata["cuda"] for f in fields(Settings) if "cuda" in f.metadata}
+    for f in fields(Settings):
         flag = {"nargs": "?", "const": True} if f.type is bool else {}  # a bare --flag is true
         on_cuda = f", cuda: {cuda[f.name]!r}" if f.name in cuda else ""
         parser.add_argument(f"--{f.name}", type={bool: boolean, int: integer}.get(f.type, f.type), **flag,
@@ -428,32 +462,55 @@ def configure(argv):
                             help=f"{f.metadata['help']} (default: {f.default!r}{on_cuda})")
     overrides = vars(parser.parse_args(argv))
     device = pick_device(overrides.get("device", "auto"))
-    here = os.path.dirname(os.path.abspath(globals().get("__file__", "gpt.py")))  # a notebook has no __file__
-    paths = {key: os.path.join(here, getattr(Hyperparameters, key)) for key in ("input", "ckpt_path")}
-    settings = Hyperparameters(**{**(cuda if device.startswith("cuda") else {}), **paths, **overrides})
-    if settings.resume and not settings.sample:  # the checkpoint's weights fit only a model of its shape
-        resumed, _ = load_checkpoint(settings.ckpt_path)
-        shape = {key: resumed["config"][key] for key in ("block_size", "n_layer", "n_head", "n_embd")}
-        ignored = " ".join(f"--{k}={overrides[k]}" for k in shape if overrides.get(k, shape[k]) != shape[k])
-        log(f"resuming {settings.ckpt_path}: step {resumed['step']}, val loss {resumed['best_val_loss']:.4f}"
-            + (f"; the model keeps the checkpoint's shape ({shape}), not {ignored}" if ignored else ""))
-        settings = replace(settings, **shape)
+    here = Path(globals().get("__file__", "gpt.py")).resolve().parent  # a notebook has no __file__
+    paths = {key: str(here / getattr(Settings, key)) for key in ("input", "ckpt_path")}
+    settings = Settings(**{**(cuda if device.startswith("cuda") else {}), **paths, **overrides})
+    resumed = None
+    if settings.resume and not settings.sample:
+        resumed = load_checkpoint(settings.ckpt_path)[0]
+        settings = resumed_settings(settings, overrides, resumed)
     check(settings)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # TF32 matmuls on a GPU
-    return settings, device, overrides
+    torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls on a GPU
+    torch.backends.cudnn.allow_tf32 = True
+    return settings, device, overrides, resumed
+
+def resumed_settings(settings, overrides, resumed):
+    """The checkpoint's run goes on with its own settings, except those the command line names; its shape
+    is the checkpoint's in any case, since its weights fit no other."""
+    shape = {key: resumed["config"][key] for key in ("block_size", "n_layer", "n_head", "n_embd")}
+    known = {f.name for f in fields(Hyperparameters)}  # not the options of Settings
+    saved = {key: value for key, value in resumed["hparams"].items() if key in known}
+    changed = [f"{key} {saved[key]!r} -> {value!r}" for key, value in overrides.items()
+               if key in saved and key not in shape and saved[key] != value]
+    ignored = [f"--{key}={overrides[key]}" for key in shape if overrides.get(key, shape[key]) != shape[key]]
+    last = resumed["last"]
+    print0(f"resuming {settings.ckpt_path} at step {last['step']} ({last['elapsed']:.0f} s), best val loss "
+           f"{resumed['best_val_loss']:.4f}; the command line changes {', '.join(changed) or 'nothing'}")
+    if ignored:
+        print0(f"the model keeps the checkpoint's shape ({shape}), not {' '.join(ignored)}")
+    return replace(settings, **{**saved, **overrides, **shape})
+
+def budget_spent(step, elapsed, s):
+    by_time = elapsed / s.max_time if s.max_time else 0.0
+    return max(step / max(s.max_iters, 1), by_time)
 
 def integer(text):  # 1e4 is 10000, as nanoGPT's configurator reads it; 2.5 is refused
     return int(float(text)) if "e" in text.lower() and float(text).is_integer() else int(text)
 
-def boolean(text):  # true, false, 1 or 0; index() refuses anything else with a ValueError
-    return ("false", "true", "0", "1").index(text.lower()) % 2 == 1
+def boolean(text):  # true, false, 1 or 0
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ValueError(text)  # argparse: "invalid boolean value"
 
 def check(s):
     """Settings that would fail later, or silently do the wrong thing, are refused here."""
     positive = ("batch_size", "block_size", "n_embd", "n_head", "n_layer", "eval_interval", "eval_iters",
                 "log_interval")  # the other numbers may be 0
     for f in fields(s):
-        value, least = getattr(s, f.name), 1 if f.name in positive else 0
+        value = getattr(s, f.name)
+        least = 1 if f.name in positive else 0
         if f.type in (int, float) and not (math.isfinite(value) and value >= least):
             raise UsageError(f"--{f.name} must be a finite number >= {least}, not {value}")
     if s.dropout >= 1 or not 0 < s.cooldown_frac <= 1:
@@ -466,8 +523,12 @@ def check(s):
 
 def pick_device(name):
     """cuda, then mps, then cpu; one named must exist. Under torchrun each process takes its own GPU."""
-    usable = ["cuda"] * torch.cuda.is_available() + ["mps"] * torch.backends.mps.is_available() + ["cpu"]
-    usable += [f"cuda:{i}" for i in range(torch.cuda.device_count() if "cuda" in usable else 0)]
+    usable = []
+    if torch.cuda.is_available():
+        usable += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        usable += ["mps"]
+    usable += ["cpu"]
     name = usable[0] if name == "auto" else name
     if name not in usable:
         raise UsageError(f"--device={name} is not available here; usable: auto, {', '.join(usable)}")
@@ -476,17 +537,17 @@ def pick_device(name):
                          "use --device=cuda, with CUDA_VISIBLE_DEVICES to choose the GPUs")
     if WORLD_SIZE > 1 and name == "cuda":
         name = f"cuda:{os.environ['LOCAL_RANK']}"  # this process's GPU on its machine
-        torch.cuda.set_device(name)
+    if name.startswith("cuda:"):
+        torch.cuda.set_device(name)  # the current device, whose random generator a checkpoint keeps
     return name
 
 def autocast(device):
-    """bf16 on a GPU that has it natively; a T4 or V100 only emulates it, slowly, so it trains in fp32."""
+    """bf16 on a GPU that computes it natively; other GPUs, and CPUs, train in fp32."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
 
-TINY_SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-                        "tinyshakespeare/input.txt")
+TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINY_SHAKESPEARE = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"  # its sha256
 
 def find_text(path, download_if_missing):
@@ -502,9 +563,10 @@ def find_text(path, download_if_missing):
         if hashlib.sha256(raw).hexdigest() != TINY_SHAKESPEARE:
             raise UsageError(f"{TINY_SHAKESPEARE_URL} did not give tiny-shakespeare ({len(raw):,} bytes, "
                              f"whose sha256 is not {TINY_SHAKESPEARE[:12]}…); nothing was kept")
-        with open(f"{path}.{os.getpid()}.part", "wb") as f:  # renamed only once whole
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), delete=False) as f:
             f.write(raw)
-        os.replace(f.name, path)
+        os.chmod(f.name, 0o644)  # a temporary file is its owner's alone; a text is read like any file
+        os.replace(f.name, path)  # renamed only once whole
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         what = ("is empty (0 characters)" if os.path.isfile(path) else "is a folder" if os.path.isdir(path)
                 else "is not a regular file" if os.path.exists(path) else "not found")
@@ -512,15 +574,14 @@ def find_text(path, download_if_missing):
     return path
 
 def code_points(path, piece=1 << 22):
-    """The text in path, a piece (of at least 4 bytes) at a time: its characters' code points, as int32."""
-    utf8 = codecs.getincrementaldecoder("utf-8")()  # a character cut between two pieces is kept whole
-    with open(path, "rb") as f:
+    """The text in path, a piece of characters at a time, as their code points (int32). It is read as the
+    lecture's open() reads it, in text mode: the line ends of Windows (CR LF) and old Macs (CR) become LF."""
+    with open(path, encoding="utf-8") as f:
         try:
-            for raw in iter(lambda: f.read(piece), b""):  # in native byte order after a BOM, never empty
-                yield torch.frombuffer(bytearray(utf8.decode(raw).encode("utf-32")), dtype=torch.int32)[1:]
-            utf8.decode(b"", final=True)  # the file may end inside a character
+            for text in iter(lambda: f.read(piece), ""):  # a character cut between two reads is kept whole
+                yield torch.frombuffer(bytearray(text.encode("utf-32")), dtype=torch.int32)[1:]  # after the BOM
         except UnicodeDecodeError as e:
-            at = f.tell() - len(e.object) + e.start
+            at = f.buffer.tell() - len(e.object) + e.start  # the bytes it decodes are the last read
             raise UsageError(f"{path} is not UTF-8 text (byte {at:,} is {e.object[e.start]:#04x}); "
                              "convert it, e.g. iconv -t UTF-8") from None
 
@@ -529,7 +590,8 @@ def split_loss(model, data, rows=16):
     """The loss over a split's first eval_chars characters: every full window, each character once."""
     model.eval()
     n = max((min(len(data), hp.eval_chars + 1) - 1) // hp.block_size, 1)  # whole windows, one at least
-    x, y = (data[i:i + n * hp.block_size].view(n, hp.block_size).long() for i in (0, 1))  # (n, T) each
+    x = data[:n * hp.block_size].view(n, hp.block_size).long()  # (n, T): whole windows, side by side
+    y = data[1:n * hp.block_size + 1].view(n, hp.block_size).long()  # (n, T): the characters that follow
     losses = [model(xb, yb)[1].float() * len(xb) for xb, yb in zip(x.split(rows), y.split(rows))]
     model.train()
     return sum(losses).item() / n
@@ -539,30 +601,26 @@ def show_vocab(chars, limit=100):
     return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s) - limit} more)"
 
 def describe(device, overrides, model):
-    why = "the lecture's model" if device.startswith("cuda") else "the small default of a CPU or mps"
-    log(f"device {device}: {why}, bf16 {isinstance(autocast(torch.device(device)), torch.autocast)}; "
-        f"overridden: {', '.join(sorted(overrides)) or 'nothing'}")
-    log(f"model: {hp.n_layer} layers, {hp.n_head} heads, {hp.n_embd} wide, block {hp.block_size}, "
-        f"dropout {hp.dropout}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    split = f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)" * (WORLD_SIZE > 1)
-    budget = f" or {hp.max_time:g} s, whichever ends first" * (hp.max_time > 0)
+    why = "the lecture's size" if device.startswith("cuda") else "the small default of a CPU or mps"
+    bf16 = isinstance(autocast(torch.device(device)), torch.autocast)
+    print0(f"device {device}: {why}, bf16 {bf16}; overridden: {', '.join(sorted(overrides)) or 'nothing'}")
+    print0(f"model: {hp.n_layer} layers, {hp.n_head} heads, {hp.n_embd} wide, block {hp.block_size}, dropout "
+           f"{hp.dropout}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    budget = f"{hp.max_iters:,} steps" + (f" or {hp.max_time:g} s, whichever ends first" if hp.max_time else "")
     optimiser = "Muon for the blocks' matrices, AdamW for the rest" if hp.muon else "AdamW"
-    log(f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step"
-        f"{split}; {hp.max_iters:,} steps{budget}; {optimiser}")
+    split = f", split over {WORLD_SIZE} processes ({hp.batch_size // WORLD_SIZE} each)" if WORLD_SIZE > 1 else ""
+    print0(f"batch: {hp.batch_size} x {hp.block_size} = {hp.batch_size * hp.block_size:,} tokens per step{split}; "
+           f"{budget}; {optimiser}")
 
-def final_loss(model, ckpt, step, started):
-    """The best checkpoint's loss on the validation split (the last step's weights if this run saved none)."""
-    where = "(the last step's weights: this run's checkpoint is not there)"
-    if ckpt.mine and identity(ckpt.path) == ckpt.mine:  # and no other run has written over it since
-        step, where = load_checkpoint(ckpt.path, model)[0]["step"], f"({hp.ckpt_path})"
+def final_loss(model, source):
+    """The model's loss on the validation split, printed with where its weights come from."""
     val_loss = split_loss(model, val_data)
     note = f", its first {hp.eval_chars:,} characters" if len(val_data) > hp.eval_chars + 1 else ""
-    print(f"best checkpoint: step {step} {where}; on the validation split{note}:")
+    print(f"best checkpoint: {source}; on the validation split{note}:")
     print(f"final val loss {val_loss:.4f}")
-    print(f"total time {clock(time.time() - started)}; a sample from the best checkpoint:")
     return val_loss
 
-def write(model, prompt, encode, decode):
+def write_sample(model, prompt, encode, decode):
     """Stream max_new_tokens characters after the prompt to stdout, each as soon as it is sampled."""
     torch.manual_seed(hp.seed)  # the same seed writes the same text
     idx = torch.tensor([encode(prompt)], dtype=torch.long, device=model.lm_head.weight.device)  # (1, T)
@@ -574,7 +632,9 @@ def write(model, prompt, encode, decode):
 
 def sample_prompt(chars):
     """The text a sample continues: --prompt, else a newline (or a text's first character if it has none)."""
-    prompt = hp.prompt or ("\n" if "\n" in chars else chars[0])
+    prompt = hp.prompt
+    if not prompt:
+        prompt = "\n" if "\n" in chars else chars[0]
     unknown = sorted(set(prompt) - set(chars))
     if unknown:
         raise UsageError(f"the prompt has characters the model never saw: {''.join(unknown)!r}; "
@@ -583,17 +643,18 @@ def sample_prompt(chars):
 
 def sample_checkpoint(device):
     checkpoint, model = load_checkpoint(hp.ckpt_path)
-    chars, model = checkpoint["chars"], model.to(device)
+    chars = checkpoint["chars"]
+    model = model.to(device)
     encode, decode = tokenizer(chars)
     if MASTER:  # under torchrun the text is written once
-        write(model, sample_prompt(chars), encode, decode)
+        write_sample(model, sample_prompt(chars), encode, decode)
     return SimpleNamespace(model=model, encode=encode, decode=decode, chars=chars)
 
-def load_checkpoint(path, model=None, optimizers=(), chars=None):
-    """path's checkpoint, loaded into model (None: a new one) and optimizers; weights_only: no code runs."""
+def load_checkpoint(path):
+    """path's checkpoint, and a model with its best weights; weights_only: loading runs no code."""
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint at {path}; train one with `python gpt.py` (or set --ckpt_path)")
-    keys = ("model", "optimizer", "config", "chars", "step", "best_val_loss", "elapsed")
+    keys = ("model", "config", "chars", "hparams", "step", "best_val_loss", "last", "cooldown")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         missing = [key for key in keys if key not in checkpoint]
@@ -602,67 +663,133 @@ def load_checkpoint(path, model=None, optimizers=(), chars=None):
                          f"({type(e).__name__}); --ckpt_path names the checkpoint") from None
     if missing:
         raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; train one with `python gpt.py`")
-    if chars and checkpoint["chars"] != chars:  # before the weights: another vocabulary size would not fit
-        new, gone = set(chars) - set(checkpoint["chars"]), set(checkpoint["chars"]) - set(chars)
-        raise UsageError(f"the text's vocabulary is not the checkpoint's (new: {show_vocab(sorted(new))}, "
-                         f"missing: {show_vocab(sorted(gone))}); resume on the text it was trained on")
-    if optimizers and len(checkpoint["optimizer"]) != len(optimizers):  # AdamW's state, and Muon's if --muon
-        raise UsageError(f"checkpoint {path} was trained with --muon={not hp.muon}; resume so")
-    try:
-        model = GPT(GPTConfig(**checkpoint["config"])) if model is None else model
+    try:  # the training states' weights have the same shapes as these
+        model = GPT(GPTConfig(**checkpoint["config"]))
         model.load_state_dict(checkpoint["model"])
-        for optimizer, state in zip(optimizers, checkpoint["optimizer"]):
-            optimizer.load_state_dict(state)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         detail = str(e).strip().splitlines()[-1].strip()[:160]  # the last line names the tensor
         raise UsageError(f"checkpoint {path} does not fit the model it describes ({detail}); it was written "
                          "by another version of gpt.py: train again") from None
     return checkpoint, model
 
-def identity(path):
-    st = os.stat(path) if os.path.exists(path) else None
-    return st and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def file_identity(path):
+    """What tells a file from another written at the same path: its inode, size and time (None: no file)."""
+    if not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 class Checkpoint:
-    """The best model so far, by val loss; a file this run did not write is kept, as gpt.1.pt, ..."""
+    """One file: the best weights so far, by val loss, and the training state that --resume goes on from (the
+    run's last, and where its decay began). A file this run did not write is kept, as gpt.1.pt, ..."""
 
     def __init__(self, path, model, optimizers, chars):
-        self.path, self.model, self.optimizers, self.chars = path, model, optimizers, chars
-        self.tmp, self.best_val, self.mine, self.start = f"{path}.{os.getpid()}.tmp", math.inf, None, (0, 0.0)
-        if not path or os.path.isdir(path):
+        self.path = Path(path)
+        self.model = model
+        self.optimizers = optimizers
+        self.chars = chars
+        self.best = None  # the best weights so far, with their step and val estimate
+        self.best_val = math.inf
+        self.cooldown = None  # the training state where the decay began
+        self.written = None  # the file_identity of what this run wrote or resumed last
+        self.saved_at = None  # the step of the training state in the file
+        if not path or self.path.is_dir():
             raise UsageError(f"--ckpt_path={path!r} must name a file, not a folder")
         try:  # a folder that cannot be made or written to stops the run now, not after the first evaluation
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            open(self.tmp, "wb").close()
-            os.remove(self.tmp)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.path.parent).close()
         except OSError as e:
             raise UsageError(f"--ckpt_path={path} cannot be written ({e.strerror})") from None
-        if hp.resume:  # the weights, the optimiser, the step and the clock go on, and so does the file
-            resumed, _ = load_checkpoint(path, model, optimizers, chars)
-            self.best_val, self.mine = resumed["best_val_loss"], identity(path)
-            self.start = (resumed["step"], resumed["elapsed"])
+
+    def resume(self, resumed):
+        """Go on from the run's last state; or, where a longer budget moves the decay later, from the state
+        where the decay began, so that the learning rate never jumps up. Returns its step and seconds."""
+        if resumed["chars"] != self.chars:  # before the weights: another vocabulary size would not fit
+            new = show_vocab(sorted(set(self.chars) - set(resumed["chars"])))
+            gone = show_vocab(sorted(set(resumed["chars"]) - set(self.chars)))
+            raise UsageError(f"the text's vocabulary is not the checkpoint's (new: {new}, missing: {gone}); "
+                             "resume on the text it was trained on")
+        last = resumed["last"]
+        spent_before = budget_spent(last["step"], last["elapsed"], SimpleNamespace(**resumed["hparams"]))
+        longer = budget_spent(last["step"], last["elapsed"], hp) < spent_before
+        state = resumed["cooldown"] if longer and resumed["cooldown"] else last
+        if len(state["optimizer"]) != len(self.optimizers):  # AdamW's state, and Muon's if --muon
+            raise UsageError(f"checkpoint {self.path} was trained with --muon={not hp.muon}; resume so")
+        self.model.load_state_dict(state["model"])
+        for optimizer, optimizer_state in zip(self.optimizers, state["optimizer"]):
+            optimizer.load_state_dict(optimizer_state)
+        device = self.model.lm_head.weight.device.type
+        for kind, rng_state in state["rng"].items():  # the batches go on where they were
+            if kind in ("cpu", device):
+                random_generators(kind).set_rng_state(rng_state)
+        if RANK > 0:  # the checkpoint holds process 0's generators; the others draw anew
+            torch.manual_seed(hp.seed + RANK + state["step"])
+        if state is last:
+            self.cooldown = resumed["cooldown"]
+        else:
+            print0(f"the longer budget moves the decay later: going on from step {state['step']}, where it began")
+        self.best = {key: resumed[key] for key in ("model", "step", "best_val_loss")}
+        self.best_val = resumed["best_val_loss"]
+        self.written = file_identity(self.path)
+        return state["step"], state["elapsed"]
+
+    def state(self, step, elapsed):
+        """A copy of what the next step needs: weights, optimiser states, random generators, step, clock."""
+        device = self.model.lm_head.weight.device.type
+        kinds = ["cpu"] if device == "cpu" else ["cpu", device]
+        rng = {kind: random_generators(kind).get_rng_state() for kind in kinds}
+        optimizers = [optimizer.state_dict() for optimizer in self.optimizers]
+        state = {"model": self.model.state_dict(), "optimizer": optimizers, "rng": rng, "step": step,
+                 "elapsed": elapsed}
+        return copy.deepcopy(state)
 
     def save_if_best(self, step, val, elapsed):
-        """Through this process's own temporary file, renamed over the old one: a crash leaves that whole."""
-        if not val < self.best_val:  # a worse (or NaN) estimate never overwrites a better checkpoint
+        """The weights become the best model if their val estimate is the lowest yet (never if NaN)."""
+        if not val < self.best_val:
             return False
-        self.best_val, n, (stem, ext) = val, 1, os.path.splitext(self.path)
-        if identity(self.path) not in (None, self.mine):
-            while os.path.exists(f"{stem}.{n}{ext}"):
-                n += 1
-            os.rename(self.path, f"{stem}.{n}{ext}")
-            print(f"{self.path} holds a checkpoint this run did not write: it is kept as {stem}.{n}{ext}")
-        try:
-            with open(self.tmp, "wb") as f:
-                torch.save({"model": self.model.state_dict(), "config": asdict(self.model.config),
-                            "optimizer": [o.state_dict() for o in self.optimizers], "hparams": asdict(hp),
-                            "chars": self.chars, "step": step, "best_val_loss": val, "elapsed": elapsed}, f)
-            os.replace(self.tmp, self.path)
-        finally:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
-        self.mine = identity(self.path)
+        state = self.state(step, elapsed)
+        self.best = {"model": state["model"], "step": step, "best_val_loss": val}
+        self.best_val = val
+        self.write(state)
         return True
+
+    def save_last(self, step, elapsed):
+        """At the run's end: its last state beside the best weights, for --resume to go on from."""
+        if MASTER and self.best and self.saved_at != step:
+            self.write(self.state(step, elapsed))
+
+    def load_best(self, model, step):
+        """The best weights so far into model, and what they are; the last step's if none was ever saved."""
+        if self.best is None:
+            return f"step {step} (the last step's weights: this run's checkpoint is not there)"
+        model.load_state_dict(self.best["model"])
+        return f"step {self.best['step']} ({self.path})"
+
+    def write(self, state):
+        """Through a temporary file beside it, renamed over the old one: a crash leaves that one whole."""
+        if file_identity(self.path) not in (None, self.written):
+            n = 1
+            while self.path.with_suffix(f".{n}{self.path.suffix}").exists():
+                n += 1
+            kept = self.path.rename(self.path.with_suffix(f".{n}{self.path.suffix}"))
+            print(f"{self.path} holds a checkpoint this run did not write: it is kept as {kept}")
+        contents = {**self.best, "last": state, "cooldown": self.cooldown, "chars": self.chars,
+                    "config": asdict(self.model.config), "hparams": asdict(hp)}
+        f = tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=self.path.name, suffix=".tmp", delete=False)
+        try:
+            with f:
+                torch.save(contents, f)
+            os.chmod(f.name, 0o644)  # a temporary file is its owner's alone; a checkpoint is read like any file
+            os.replace(f.name, self.path)
+        finally:
+            if os.path.exists(f.name):
+                os.remove(f.name)
+        self.written = file_identity(self.path)
+        self.saved_at = state["step"]
+
+def random_generators(kind):
+    """The module that holds the random generator of a kind of device: torch.random for the CPU."""
+    return torch.random if kind == "cpu" else torch.get_device_module(kind)
 
 @contextmanager
 def distributed(device):
@@ -671,9 +798,9 @@ def distributed(device):
         torch.distributed.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     try:
         yield
-    except BaseException as e:  # an error's traceback holds the loop's DDP wrapper; freed only at exit, after
-        if WORLD_SIZE > 1:  # the group is gone, it can hang gloo's threads: free it now
-            traceback.clear_frames(e.__traceback__)  # (a single process keeps its frames for a debugger)
+    except BaseException as e:
+        if WORLD_SIZE > 1:  # the error's frames hold the DDP wrapper, which must go before the group does
+            traceback.clear_frames(e.__traceback__)
         raise
     finally:
         if WORLD_SIZE > 1:
@@ -681,18 +808,21 @@ def distributed(device):
 
 def for_training(model):
     """The module the loop calls: compiled where torch.compile works, and in DDP under torchrun."""
-    t0, device, fast = time.time(), model.lm_head.weight.device, model
+    t0 = time.time()
+    device = model.lm_head.weight.device
+    fast = model
     if hp.compile:
-        try:  # a warm-up on get_batch's own layout (another would compile again), the RNG put back after it
+        try:  # a warm-up on a batch like the loop's, so that the loop does not compile again
             candidate = torch.compile(model)
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast(device):
+            gpu = [] if device.type == "cpu" else [device]
+            with torch.random.fork_rng(devices=gpu, device_type=device.type), autocast(device):
                 _, loss = candidate(*get_batch("train", hp.batch_size // WORLD_SIZE))
-            loss.backward()  # compiles the backward graph too; the loop's zero_grad drops these gradients
+            loss.backward()  # the backward graph compiles too; the loop's zero_grad drops these gradients
             fast = candidate
-            log(f"compiled in {time.time() - t0:.1f} s")
+            print0(f"compiled in {time.time() - t0:.1f} s")
         except Exception as e:
-            log(f"torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:100]}); "
-                "training eager (--compile=false skips this)")
+            print0(f"torch.compile failed ({type(e).__name__}: {str(e).strip().splitlines()[0][:100]}); "
+                   "training eager (--compile=false skips this)")
     if WORLD_SIZE > 1:  # broadcast_buffers=False: the only buffers, the rotary tables, never change
         return torch.nn.parallel.DistributedDataParallel(fast, broadcast_buffers=False)
     return fast
@@ -703,9 +833,13 @@ def clock(seconds):
 class Progress:
     """The run's clock (compiling counts), its progress lines, and its end: budget, Ctrl-C or SIGTERM."""
 
-    def __init__(self, step, elapsed, ckpt):
-        self.t0, self.ckpt, self.signal, self.handlers = time.time() - elapsed, ckpt, 0, {}
-        self.since, self.dt = None, None  # the time and step the speed is measured from; seconds per step
+    def __init__(self, elapsed, ckpt):
+        self.t0 = time.time() - elapsed  # the run's start, on this clock
+        self.ckpt = ckpt
+        self.signal = 0  # the number of the signal that asks to stop, if one came
+        self.handlers = {}  # the signal handlers this one replaced
+        self.since = None  # the time and step the speed is measured from
+        self.dt = None  # seconds per step
 
     def __enter__(self):  # the handlers are the loop's alone; Python allows them only in the main thread
         if threading.current_thread() is threading.main_thread():
@@ -717,23 +851,24 @@ class Progress:
             signal.signal(s, handler)
 
     def interrupt(self, signum, frame):
-        if self.signal and WORLD_SIZE == 1:  # a second one stops at once (torchrun kills 30 s after one)
+        if self.signal and WORLD_SIZE == 1:  # a second one stops at once
             raise KeyboardInterrupt
         self.signal = signum  # a number, so that every process can agree on it
 
-    def is_last(self, step):
-        self.since = self.since or (time.time(), step)  # the speed counts from the first step, compiled
+    def poll(self, step):
+        """The seconds elapsed and whether a signal asks to stop, the same on every process."""
+        if self.since is None:  # the speed counts from the first step, compiled
+            self.since = (time.time(), step)
         agreed = torch.tensor([time.time() - self.t0, float(self.signal)])
         if WORLD_SIZE > 1:  # every process takes the same schedule and stops at the same step
             agreed = agreed.to(self.ckpt.model.lm_head.weight.device)
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
-        self.elapsed, stopping = agreed.tolist()
-        self.fraction = max(step / max(hp.max_iters, 1), self.elapsed / hp.max_time if hp.max_time else 0.0)
+        elapsed, stopping = agreed.tolist()
         if stopping:
-            log(f"\ninterrupted by {signal.Signals(int(stopping)).name}: finishing with the best checkpoint")
-        return step >= hp.max_iters or 0 < hp.max_time <= self.elapsed or stopping > 0
+            print0(f"\ninterrupted by {signal.Signals(int(stopping)).name}: finishing with the best checkpoint")
+        return elapsed, stopping > 0
 
-    def log(self, step, loss, lr):
+    def log_step(self, step, loss, lr):
         loss = loss.detach().float()
         if WORLD_SIZE > 1:  # the mean over all processes
             torch.distributed.all_reduce(loss)
@@ -742,16 +877,17 @@ class Progress:
             raise UsageError(f"the loss became {loss.item()} at step {step}; {hp.ckpt_path} keeps val "
                              f"{self.ckpt.best_val:.4f}; try a lower --learning_rate than {hp.learning_rate}")
         self.dt = (time.time() - self.since[0]) / (step - self.since[1])
-        self.line(step, f"loss {loss.item():.4f} | lr {lr:.2e}")
+        self.print_line(step, f"loss {loss.item():.4f} | lr {lr:.2e}")
 
-    def line(self, step, what):
-        elapsed, speed = time.time() - self.t0, "speed not measured yet"
+    def print_line(self, step, what):
+        elapsed = time.time() - self.t0
+        speed = "speed not measured yet"
         left = hp.max_time - elapsed if hp.max_time else math.inf
         if self.dt:
             speed = f"{self.dt * 1e3:.0f} ms/step, {hp.batch_size * hp.block_size / self.dt / 1e3:.1f}k tok/s"
             left = min(left, (hp.max_iters - step) * self.dt)
         time_left = f"~{clock(max(left, 0))} left" if left < math.inf else "time left unknown"
-        log(f"step {step}: {what} | {speed} | {clock(elapsed)} elapsed, {time_left}")
+        print0(f"step {step}: {what} | {speed} | {clock(elapsed)} elapsed, {time_left}")
         self.since = (time.time(), step)  # the next speed counts from here: evaluations left out
 
 if __name__ == "__main__":
