@@ -39,12 +39,12 @@ def setting(default, meaning, cuda=None):
 
 @dataclass
 class Hyperparameters:
-    # a CUDA GPU trains the lecture's size; a CPU (or mps) a small model, in a time budget
+    # a CUDA GPU trains the lecture's size; a CPU (or mps) a small model in a time budget, smaller if it is slow
     batch_size: int = setting(8, "sequences per optimiser step, all processes together", cuda=64)
     block_size: int = setting(256, "context length: the characters the model sees")
-    n_layer: int = setting(3, "transformer blocks", cuda=6)
-    n_head: int = setting(3, "attention heads, each n_embd // n_head wide", cuda=6)
-    n_embd: int = setting(96, "width of the residual stream", cuda=384)
+    n_layer: int = setting(4, "transformer blocks", cuda=6)
+    n_head: int = setting(4, "attention heads, each n_embd // n_head wide", cuda=6)
+    n_embd: int = setting(128, "width of the residual stream", cuda=384)
     dropout: float = setting(0.0, "dropout on the embeddings, attention and residual branches", cuda=0.2)
     learning_rate: float = setting(1.5e-3, "peak learning rate, reached after the warmup", cuda=1e-3)
     min_lr: float = setting(1.5e-4, "the learning rate at the end of the budget", cuda=1e-4)
@@ -57,7 +57,7 @@ class Hyperparameters:
     muon: bool = setting(True, "Muon for the blocks' matrices, AdamW for the rest (else AdamW)", cuda=False)
     warmup_iters: int = setting(100, "steps of linear warmup up to learning_rate")
     cooldown_frac: float = setting(0.5, "the end of the budget in which the learning rate decays to min_lr")
-    weight_decay: float = setting(0.3, "decay of the weight matrices and embeddings")
+    weight_decay: float = setting(1.0, "decay of the weight matrices and embeddings", cuda=0.3)
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0: off)")
     seed: int = setting(1337, "seeds weights, batches and sample; a run repeats exactly with --max_time=0")
     input: str = setting("input.txt", "the UTF-8 text to train on; the default lives beside this file")
@@ -383,6 +383,7 @@ def main(argv=None):
     started = time.time()
     with one_line_errors():  # a bad input or setting ends with one line and exit status 2 (plumbing)
         hp, device, overrides, resumed = configure(argv)  # resumed: --resume's checkpoint, read once
+        hp = size_for_budget(hp, device, overrides)  # on a CPU or mps, the model that max_time buys here (plumbing)
         torch.manual_seed(hp.seed + RANK)  # each rank draws its own batches; DDP copies rank 0's weights
         if hp.sample:
             return sample_checkpoint(device)
@@ -489,6 +490,47 @@ def resumed_settings(settings, overrides, resumed):
     if ignored:
         print0(f"the model keeps the checkpoint's shape ({shape}), not {' '.join(ignored)}")
     return replace(settings, **{**saved, **overrides, **shape})
+
+SIZES = (  # seconds of the reference machine (the README's) -> what they buy on a CPU or mps
+    (0, {"n_layer": 3, "n_head": 3, "n_embd": 96, "weight_decay": 0.3}),  # a smaller model learns faster
+    (200, {}),  # the defaults
+)
+REFERENCE_SPEED = 30_000  # characters a second through probe_speed on the reference machine
+
+def size_for_budget(settings, device, overrides):
+    """On a CPU or mps, the model that max_time buys: a probe measures this machine against the reference one,
+    and SIZES gives the settings for that many of its seconds. A shape named on the command line, --resume,
+    --sample, --max_time=0 and torchrun choose nothing; other settings named are kept."""
+    shape = ("n_layer", "n_head", "n_embd", "block_size", "batch_size")
+    if device.startswith("cuda") or not settings.max_time or settings.resume or settings.sample:
+        return settings
+    if WORLD_SIZE > 1:  # every process must train the same model
+        return settings
+    if any(key in overrides for key in shape):
+        return settings
+    speed = probe_speed(torch.device(device))
+    seconds = settings.max_time * speed / REFERENCE_SPEED
+    chosen = {}
+    for least, row in SIZES:
+        if seconds >= least:
+            chosen = {key: value for key, value in row.items() if key not in overrides}
+    print0(f"probe: {speed / 1e3:.1f}k characters/s, {speed / REFERENCE_SPEED:.2f} times the reference machine: "
+           f"{settings.max_time:g} s buy {seconds:.0f} of its seconds, so {chosen or 'the defaults'}")
+    return replace(settings, **chosen)
+
+def probe_speed(device, steps=10):
+    """Characters a second through eager training steps of a small model, on random characters."""
+    gpu = [] if device.type == "cpu" else [device]
+    with torch.random.fork_rng(devices=gpu, device_type=device.type):
+        model = GPT(GPTConfig(65, 256, 3, 3, 96)).to(device)
+        x = torch.randint(65, (8, 256), device=device)  # (B, T)
+        for step in range(steps + 2):
+            if step == 2:  # the first two warm up
+                t0 = time.time()
+            _, loss = model(x, x)
+            loss.backward()
+            loss.item()  # waits for the device
+        return steps * x.numel() / (time.time() - t0)
 
 def budget_spent(step, elapsed, s):
     by_time = elapsed / s.max_time if s.max_time else 0.0

@@ -474,7 +474,7 @@ def test_help_lists_every_setting_with_its_default_and_meaning(name, flag):
         meaning = f.metadata["help"]
         assert len(meaning) > 10 and unwrapped(f"--{f.name} ") in unwrapped(run.stdout), f.name
         assert unwrapped(f"{meaning} (default: {f.default!r}{cuda})") in unwrapped(run.stdout), f.name
-    assert name == "bigram.py" or unwrapped("width of the residual stream (default: 96, cuda: 384)") in unwrapped(
+    assert name == "bigram.py" or unwrapped("width of the residual stream (default: 128, cuda: 384)") in unwrapped(
         run.stdout)
 
 
@@ -526,12 +526,44 @@ def test_bigram_refuses_what_gpt_refuses_and_its_help_in_a_notebook_only_prints(
         assert module.main(["--help"]) is None and "usage:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("speed, budget, layers", [(1.0, 100, 3), (0.5, 280, 3), (1.0, 280, 4), (2.0, 560, 4),
+                                                   (0.25, 560, 3), (1.0, 1120, 4)])
+def test_on_a_cpu_the_time_budget_buys_the_model_that_the_machines_measured_speed_affords(speed, budget, layers,
+                                                                                         monkeypatch, capsys):
+    monkeypatch.setattr(gpt, "probe_speed", lambda device: speed * gpt.REFERENCE_SPEED)
+    settings, device, overrides, _ = gpt.configure([f"--max_time={budget}", "--device=cpu"])
+    chosen = gpt.size_for_budget(settings, device, overrides)
+    assert chosen.n_layer == layers and chosen.weight_decay == (0.3 if layers == 3 else 1.0)
+    assert f"buy {speed * budget:.0f} of its seconds" in capsys.readouterr().out  # one line says so
+
+
+def test_a_shape_on_the_command_line_is_obeyed_and_other_named_settings_are_kept(monkeypatch):
+    monkeypatch.setattr(gpt, "probe_speed", lambda device: gpt.REFERENCE_SPEED / 4)  # a slow machine
+    for args, expected in ((["--n_embd=64"], (4, 64, 1.0)), (["--weight_decay=0.5"], (3, 96, 0.5))):
+        settings, device, overrides, _ = gpt.configure(["--max_time=280", "--device=cpu", *args])
+        chosen = gpt.size_for_budget(settings, device, overrides)
+        assert (chosen.n_layer, chosen.n_embd, chosen.weight_decay) == expected
+
+
+@pytest.mark.parametrize("args", [["--max_time=0"], ["--device=cpu", "--sample"]])
+def test_without_a_time_budget_nothing_is_measured_or_chosen_so_a_run_repeats(args, monkeypatch):
+    monkeypatch.setattr(gpt, "probe_speed", lambda device: pytest.fail("measured"))
+    settings, device, overrides, _ = gpt.configure(["--device=cpu", *args])
+    assert gpt.size_for_budget(settings, device, overrides) == settings
+
+
+def test_the_probe_measures_a_speed_without_touching_the_random_generator():
+    state = torch.get_rng_state()
+    speed = gpt.probe_speed(torch.device("cpu"), steps=1)
+    assert 100 < speed < 1e8 and torch.equal(torch.get_rng_state(), state)
+
+
 def test_the_device_picks_its_column_of_defaults_and_editing_a_default_changes_the_run(monkeypatch):
     settings, device, _, _ = gpt.configure(["gpt.py", "--device=cpu"])
-    assert (settings.n_layer, settings.max_time) == (3, 280.0)
+    assert (settings.n_layer, settings.max_time) == (4, 280.0)
     cuda = {f.name: f.metadata["cuda"] for f in gpt.fields(gpt.Hyperparameters) if "cuda" in f.metadata}
     assert (cuda["n_layer"], cuda["n_embd"], cuda["batch_size"], cuda["max_time"]) == (6, 384, 64, 0.0)
-    source = inspect.getsource(gpt).replace("n_layer: int = setting(3,", "n_layer: int = setting(5,")
+    source = inspect.getsource(gpt).replace("n_layer: int = setting(4,", "n_layer: int = setting(5,")
     module = types.ModuleType("edited_gpt")
     exec(compile(source, "edited_gpt", "exec"), module.__dict__)
     assert module.configure(["gpt.py", "--device=cpu"])[0].n_layer == 5
@@ -1312,8 +1344,8 @@ def test_the_readmes_first_screen_has_the_two_commands_and_its_tables_match_the_
     cpu = gpt.Hyperparameters()
     cuda = {f.name: f.metadata["cuda"] for f in gpt.fields(gpt.Hyperparameters) if "cuda" in f.metadata}
     row = next(line for line in lines if line.startswith("| `n_layer`, `n_head`, `n_embd`, `dropout`"))
-    assert f"| {cpu.n_layer}, {cpu.n_head}, {cpu.n_embd}, {cpu.dropout:g} |" in row
-    assert f"| {cuda['n_layer']}, {cuda['n_head']}, {cuda['n_embd']}, {cuda['dropout']:g} " in row
+    assert f"| {cpu.n_layer}, {cpu.n_head}, {cpu.n_embd}, {cpu.dropout:g}, {cpu.weight_decay:.1f} |" in row
+    assert f"| {cuda['n_layer']}, {cuda['n_head']}, {cuda['n_embd']}, {cuda['dropout']:g}, {cuda['weight_decay']:g} " in row
     count = lambda c: sum(p.numel() for p in gpt.GPT(gpt.GPTConfig(65, c.block_size, c.n_layer, c.n_head, c.n_embd))
                           .parameters())
     row = next(line for line in lines if line.startswith("| parameters on tiny-shakespeare"))
