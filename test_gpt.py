@@ -554,7 +554,7 @@ def test_without_a_time_budget_nothing_is_measured_or_chosen_so_a_run_repeats(ar
 
 def test_the_probe_measures_a_speed_without_touching_the_random_generator():
     state = torch.get_rng_state()
-    speed = gpt.probe_speed(torch.device("cpu"), steps=1)
+    speed = gpt.probe_speed(torch.device("cpu"), rounds=1, steps=1)
     assert 100 < speed < 1e8 and torch.equal(torch.get_rng_state(), state)
 
 
@@ -1257,7 +1257,7 @@ def test_a_real_jupyter_kernel_runs_the_pasted_file_and_run_with_arguments_and_s
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = ["".join(output.get("text", "") for output in c.outputs) for c in notebook.cells]
     assert "final val loss" in printed[0] and "step 30: train loss" in printed[0]  # the pasted cell ran
-    assert unwrapped("transformer blocks (default: 3, cuda: 6)") in unwrapped(printed[1])  # --help only prints
+    assert unwrapped("transformer blocks (default: 4, cuda: 6)") in unwrapped(printed[1])  # --help only prints
     assert "other.txt" in printed[2] and "final val loss" in printed[2]  # %run took its arguments
     written = eval(printed[3])  # the next cell plays with what %run left
     assert written.startswith("KING") and len(written) == 44 and set(written) <= set(TEXT.upper())
@@ -1313,7 +1313,7 @@ def test_the_scripts_keep_their_line_budgets():
     lines = {name: open(os.path.join(HERE, name), encoding="utf-8").read().splitlines()
              for name in ("gpt.py", "bigram.py")}
     reader = next(i for i, line in enumerate(lines["gpt.py"]) if line.startswith("# ---- plumbing"))
-    assert len(lines["gpt.py"]) <= 894 and reader <= 413 and len(lines["bigram.py"]) <= 232
+    assert len(lines["gpt.py"]) <= 938 and reader <= 414 and len(lines["bigram.py"]) <= 232
     for name in lines:
         assert max(functions(os.path.join(HERE, name)).values()) <= 60, name
         assert max(map(len, lines[name])) <= 120, name
