@@ -39,8 +39,7 @@ def tokenizer(chars):
     return encode, decode
 
 def load_data(path, device):
-    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on), with
-    the text read in pieces into small integers, so that a text of any size fits in memory."""
+    """The lecture's data steps (chars, encode, 90% to train on), reading the text in pieces into small integers."""
     global train_data, val_data
     counts = torch.zeros(0x110000, dtype=torch.long)  # how often each Unicode character is in the text
     for piece in code_points(path):  # (n,) int32: the next piece's characters, as numbers (plumbing)
@@ -63,8 +62,7 @@ def load_data(path, device):
     return chars
 
 def get_batch(split, batch_size, generator=None):
-    """Random windows of block_size + 1 characters from one split: x is the first block_size of each, y the
-    last block_size, so y[b, t] is the character that follows x[b, :t+1]. One gather, no loop over rows."""
+    """Random windows of block_size + 1 characters of a split: y[b, t] is the character after x[b, :t+1]."""
     data = train_data if split == "train" else val_data
     B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window ends with the split's end
@@ -173,7 +171,8 @@ def integer(text):  # 1e4 is 10000, as nanoGPT's configurator reads it; 2.5 is r
     return int(float(text)) if "e" in text.lower() and float(text).is_integer() else int(text)
 
 def check_memory(vocab_size, device):  # V² scores, each with a gradient and AdamW's two moments, in fp32
-    need, V = 16 * vocab_size**2 / 1e9, f"{vocab_size:,}"  # GB
+    need = 16 * vocab_size**2 / 1e9  # GB
+    V = f"{vocab_size:,}"
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9 if hasattr(os, "sysconf") else need
     have = torch.cuda.mem_get_info()[0] / 1e9 if device == "cuda" else have  # a GPU's free memory
     if need > have:
@@ -206,8 +205,7 @@ def find_text(path, download_if_missing):
     return path
 
 def code_points(path, piece=1 << 22):
-    """The text in path, a piece of characters at a time, as their code points (int32). It is read as the
-    lecture's open() reads it, in text mode: the line ends of Windows (CR LF) and old Macs (CR) become LF."""
+    """The text's code points (int32), a piece at a time, read as the lecture's open() reads it (CR LF as LF)."""
     with open(path, encoding="utf-8") as f:
         try:
             for text in iter(lambda: f.read(piece), ""):  # a character cut between two reads is kept whole

@@ -75,8 +75,7 @@ def tokenizer(chars):
     return encode, decode
 
 def load_data(path, device):
-    """The lecture's data steps (chars = sorted(set(text)), torch.tensor(encode(text)), 90% to train on), with
-    the text read in pieces into small integers, so that a text of any size fits in memory."""
+    """The lecture's data steps (chars, encode, 90% to train on), reading the text in pieces into small integers."""
     global train_data, val_data
     counts = torch.zeros(0x110000, dtype=torch.long)  # how often each Unicode character is in the text
     for piece in code_points(path):  # (n,) int32: the next piece's characters, as numbers (plumbing)
@@ -99,8 +98,7 @@ def load_data(path, device):
     return chars
 
 def get_batch(split, batch_size, generator=None):
-    """Random windows of block_size + 1 characters from one split: x is the first block_size of each, y the
-    last block_size, so y[b, t] is the character that follows x[b, :t+1]. One gather, no loop over rows."""
+    """Random windows of block_size + 1 characters of a split: y[b, t] is the character after x[b, :t+1]."""
     data = train_data if split == "train" else val_data
     B, T = batch_size, hp.block_size
     # randint's bound is exclusive: the last start is len - T - 1, whose window ends with the split's end
@@ -133,7 +131,6 @@ class GPTConfig:
     n_head: int
     n_embd: int
     dropout: float = 0.0
-    bigram_rows: int = 8191  # a prime, so that the pairs a large vocabulary puts in one row are unrelated
 
 def attention_reference(q, k, v):
     """What F.scaled_dot_product_attention(q, k, v, is_causal=True) computes, written out as in the lecture.
@@ -203,8 +200,7 @@ class FeedForward(nn.Module):
         return self.dropout(x)
 
 class Block(nn.Module):
-    """Communication (attention) then computation (feed-forward), each on a LayerNorm'd copy of the
-    residual stream and added back to it (pre-norm), so gradients flow straight through the sums."""
+    """Communication (attention), then computation (feed-forward), each added to the residual stream."""
 
     def __init__(self, n_embd, n_head, dropout):
         super().__init__()
@@ -214,19 +210,16 @@ class Block(nn.Module):
         self.ffwd = FeedForward(n_embd, dropout)
 
     def forward(self, x, cos, sin):
-        x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C)
+        x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C); pre-norm: the sum carries gradients straight back
         return x + self.ffwd(self.ln2(x))  # (B, T, C)
 
 class GPT(nn.Module):
-    """The lecture's BigramLanguageModel grown into a GPT: embeddings of each character and of each bigram,
-    n_layer blocks, a final LayerNorm and a linear head that scores every character as the next one."""
+    """The lecture's BigramLanguageModel grown into a GPT: a character embedding, blocks, LayerNorm, a head."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        # the bigram model's table as a feature: a vector for each pair (previous character, this one)
-        self.bigram_embedding_table = nn.Embedding(config.bigram_rows, config.n_embd)
         # positions enter as rotations of q and k (apply_rotary), not as a learned table added to the tokens
         cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
         self.register_buffer("rope_cos", cos, persistent=False)
@@ -236,22 +229,18 @@ class GPT(nn.Module):
                                     for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # weights N(0, 0.02), except that the projections into the residual stream and the pair vectors start
-        # at zero, so that each block starts as the identity
+        # weights N(0, 0.02), except that the projections into the residual stream start at zero, so that each
+        # block starts as the identity
         for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight") or name.startswith("bigram"):
+            if name.endswith("c_proj.weight"):
                 nn.init.zeros_(p)
             elif p.dim() == 2:
                 nn.init.normal_(p, mean=0.0, std=0.02)
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
-        V = self.config.vocab_size
-        prev = F.pad(idx[:, :-1], (1, 0), value=V)  # (B, T): the previous character; V: none, a window start
-        pair = (prev * V + idx) % self.config.bigram_rows  # (B, T): a row per pair
         tok_emb = self.token_embedding_table(idx)  # (B, T, C)
-        pair_emb = self.bigram_embedding_table(pair)  # (B, T, C)
-        x = self.drop(tok_emb + pair_emb)  # (B, T, C)
+        x = self.drop(tok_emb)  # (B, T, C)
         cos = self.rope_cos[:T]  # (T, hs/2)
         sin = self.rope_sin[:T]  # (T, hs/2)
         for block in self.blocks:
@@ -371,7 +360,6 @@ def train(raw_model, optimizers, ckpt, step, elapsed):
             for optimizer in optimizers:
                 optimizer.step()
             step += 1
-
             if step % hp.log_interval == 0:
                 progress.log_step(step, loss, lr)  # reads the loss from the device; a NaN loss stops the run
 
@@ -397,10 +385,7 @@ def main(argv=None):
         model = GPT(config).to(device)
         optimizers = make_optimizers(model)
         ckpt = Checkpoint(hp.ckpt_path, model, optimizers, chars)  # the best model so far, and what resumes
-        step = 0  # a new run starts at the first step, with no time spent
-        elapsed = 0.0
-        if resumed:  # the weights, optimiser states and random generators of the run it goes on with
-            step, elapsed = ckpt.resume(resumed)
+        step, elapsed = ckpt.resume(resumed)  # with --resume, the state of the run it goes on with; else 0, 0.0
         describe(device, overrides, model)
         with distributed(device):  # torchrun: join the other processes, and leave together (plumbing)
             step = train(model, optimizers, ckpt, step, elapsed)
@@ -494,6 +479,7 @@ def resumed_settings(settings, overrides, resumed):
 SIZES = (  # seconds of the reference machine (the README's) -> what they buy on a CPU or mps
     (0, {"n_layer": 3, "n_head": 3, "n_embd": 96, "weight_decay": 0.3}),  # a smaller model learns faster
     (150, {}),  # the defaults
+    (800, {"n_layer": 6}),  # a deeper model learns more from the same text once the budget affords its steps
 )
 REFERENCE_SPEED = 30_000  # characters a second through probe_speed on the reference machine
 
@@ -501,12 +487,9 @@ def size_for_budget(settings, device, overrides):
     """On a CPU or mps, the model that max_time buys: a probe measures this machine against the reference one,
     and SIZES gives the settings for that many of its seconds. A shape named on the command line, --resume,
     --sample, --max_time=0 and torchrun choose nothing; other settings named are kept."""
-    shape = ("n_layer", "n_head", "n_embd", "block_size", "batch_size")
-    if device.startswith("cuda") or not settings.max_time or settings.resume or settings.sample:
-        return settings
-    if WORLD_SIZE > 1:  # every process must train the same model
-        return settings
-    if any(key in overrides for key in shape):
+    named = any(key in overrides for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size"))
+    fixed = settings.resume or settings.sample or not settings.max_time or device.startswith("cuda")
+    if named or fixed or WORLD_SIZE > 1:  # under torchrun every process must train the same model
         return settings
     speed = probe_speed(torch.device(device))
     seconds = settings.max_time * speed / REFERENCE_SPEED
@@ -618,8 +601,7 @@ def find_text(path, download_if_missing):
     return path
 
 def code_points(path, piece=1 << 22):
-    """The text in path, a piece of characters at a time, as their code points (int32). It is read as the
-    lecture's open() reads it, in text mode: the line ends of Windows (CR LF) and old Macs (CR) become LF."""
+    """The text's code points (int32), a piece at a time, read as the lecture's open() reads it (CR LF as LF)."""
     with open(path, encoding="utf-8") as f:
         try:
             for text in iter(lambda: f.read(piece), ""):  # a character cut between two reads is kept whole
@@ -748,6 +730,8 @@ class Checkpoint:
     def resume(self, resumed):
         """Go on from the run's last state; or, where a longer budget moves the decay later, from the state
         where the decay began, so that the learning rate never jumps up. Returns its step and seconds."""
+        if resumed is None:  # a new run starts at the first step, with no time spent
+            return 0, 0.0
         if resumed["chars"] != self.chars:  # before the weights: another vocabulary size would not fit
             new = show_vocab(sorted(set(self.chars) - set(resumed["chars"])))
             gone = show_vocab(sorted(set(resumed["chars"]) - set(self.chars)))
