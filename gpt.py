@@ -478,7 +478,7 @@ def resumed_settings(settings, overrides, resumed):
 
 SIZES = (  # seconds of the reference machine (the README's) -> what they buy on a CPU or mps
     (0, {"n_layer": 3, "n_head": 3, "n_embd": 96, "weight_decay": 0.3}),  # a smaller model learns faster
-    (150, {}),  # the defaults
+    (400, {}),  # the defaults
     (800, {"n_layer": 6}),  # a deeper model learns more from the same text once the budget affords its steps
 )
 REFERENCE_SPEED = 30_000  # characters a second through probe_speed on the reference machine
