@@ -39,7 +39,7 @@ def setting(default, meaning, cuda=None):
 
 @dataclass
 class Hyperparameters:
-    # a CUDA GPU trains the lecture's size; a CPU (or mps) a small model in a time budget, smaller if it is slow
+    # a CUDA GPU trains the lecture's size; a CPU (or mps) a small model, sized to what its time budget buys
     batch_size: int = setting(8, "sequences per optimiser step, all processes together", cuda=64)
     block_size: int = setting(256, "context length: the characters the model sees")
     n_layer: int = setting(4, "transformer blocks", cuda=6)
